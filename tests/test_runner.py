@@ -1,0 +1,288 @@
+"""HarnessRunner and submission loading, on tiny .tflite models built here with TensorFlow.
+
+The test model's phrase encodes what it was fed, so a test can tell that the frames, their
+count and their NaNs reached the model untouched: position 0 is the last digit of the number of
+frames, position 1 the last digit of the number of frames holding a NaN, then "ok", then EOS
+and PAD (which the harness decoding must drop).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aslfr_lib.landmarks import ALL_COLUMNS, INDEX_COLUMN, LANDMARK_COLUMNS, SELECTED_COLUMNS
+from aslfr_lib.runner import (
+    HarnessRunner,
+    SequenceError,
+    SubmissionError,
+    load_submission,
+    read_sequence,
+    read_sequences,
+)
+from aslfr_lib.vocab import CHAR_TO_ID, EOS, NUM_CLASSES, PAD, TARGET_LENGTH
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build_model(
+    input_name: str = "inputs",
+    dtype: str = "float32",
+    width: int = len(SELECTED_COLUMNS),
+    signature: str = "serving_default",
+    output_name: str = "outputs",
+    workdir: Path | None = None,
+) -> bytes:
+    """A tiny TFLite model whose phrase reports its input: "<frames % 10><nan frames % 10>ok"."""
+    import tensorflow as tf
+
+    digits = tf.constant([CHAR_TO_ID[str(d)] for d in range(10)], tf.int32)
+    tail = [CHAR_TO_ID["o"], CHAR_TO_ID["k"], EOS] + [PAD] * (TARGET_LENGTH - 5)
+
+    class Reporter(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, width], dtype, name=input_name)])
+        def __call__(self, inputs):
+            x = tf.cast(inputs, tf.float32)
+            frames = tf.shape(x)[0]
+            nan_frames = tf.reduce_sum(tf.cast(tf.reduce_any(tf.math.is_nan(x), axis=1), tf.int32))
+            head = tf.gather(digits, tf.stack([frames % 10, nan_frames % 10]))
+            tokens = tf.concat([head, tf.constant(tail, tf.int32)], axis=0)  # (TARGET_LENGTH,)
+            return {output_name: tf.one_hot(tokens, NUM_CLASSES)}  # (TARGET_LENGTH, NUM_CLASSES)
+
+    module = Reporter()
+    function = module.__call__.get_concrete_function()
+    if signature == "serving_default":
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
+    else:
+        # from_concrete_functions always names the signature serving_default.
+        saved = Path(workdir) / f"saved_{signature}"
+        tf.saved_model.save(module, str(saved), signatures={signature: function})
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), [signature])
+    return converter.convert()
+
+
+def write_submission(
+    path: Path,
+    model_bytes: bytes,
+    columns: list[str] | None = None,
+    inference_args: dict | None = None,
+    extra: dict[str, bytes] | None = None,
+    leave_out: tuple[str, ...] = (),
+) -> Path:
+    """A submission.zip as the export writes it (or broken in the asked way)."""
+    args = {"selected_columns": list(columns or SELECTED_COLUMNS)}
+    files = {
+        "model.tflite": model_bytes,
+        "inference_args.json": json.dumps(inference_args or args).encode(),
+        **(extra or {}),
+    }
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            if name not in leave_out:
+                archive.writestr(name, data)
+    return path
+
+
+def competition_table(sequences: dict[int, int], seed: int = 0) -> pd.DataFrame:
+    """Competition-layout rows: {sequence_id: frames}; every third frame lacks the left hand."""
+    rng = np.random.default_rng(seed)
+    tables = []
+    for sequence_id, frames in sequences.items():
+        values = rng.random((frames, len(LANDMARK_COLUMNS)), dtype=np.float32)
+        left_hand = [i for i, c in enumerate(LANDMARK_COLUMNS) if "_left_hand_" in c]
+        values[::3, left_hand] = np.nan
+        table = pd.DataFrame(values, columns=LANDMARK_COLUMNS)
+        table.insert(0, "frame", np.arange(frames, dtype=np.int16))
+        table.index = pd.Index(np.full(frames, sequence_id, dtype=np.int64), name=INDEX_COLUMN)
+        tables.append(table)
+    return pd.concat(tables)
+
+
+@pytest.fixture(scope="module")
+def model_bytes() -> bytes:
+    return build_model()
+
+
+@pytest.fixture
+def submission_zip(tmp_path, model_bytes) -> Path:
+    return write_submission(tmp_path / "submission.zip", model_bytes)
+
+
+def test_load_submission_reads_zip(submission_zip, model_bytes):
+    submission = load_submission(submission_zip)
+    assert submission.selected_columns == SELECTED_COLUMNS
+    assert submission.model_bytes == model_bytes
+    assert submission.size_bytes == submission_zip.stat().st_size
+    assert submission.model_size_bytes == len(model_bytes)
+
+
+def test_load_submission_reads_folder(tmp_path, model_bytes):
+    (tmp_path / "model.tflite").write_bytes(model_bytes)
+    (tmp_path / "inference_args.json").write_text(json.dumps({"selected_columns": ["x_pose_0"]}))
+    submission = load_submission(tmp_path)
+    assert submission.selected_columns == ["x_pose_0"]
+    assert submission.model_bytes == model_bytes
+
+
+def test_zip_with_folder_prefixes_like_the_reference_notebook(tmp_path, model_bytes):
+    path = tmp_path / "submission.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("kaggle/working/model.tflite", model_bytes)
+        archive.writestr(
+            "kaggle/working/inference_args.json", json.dumps({"selected_columns": ["x_pose_0"]})
+        )
+    assert load_submission(path).selected_columns == ["x_pose_0"]
+
+
+def test_runner_feeds_frames_with_nans_and_decodes_like_the_harness(submission_zip):
+    runner = HarnessRunner(submission_zip)
+    frames = np.random.default_rng(0).random((12, 164), dtype=np.float32)
+    frames[[0, 5, 6, 11], 3] = np.nan  # 4 frames with a NaN
+    outputs = runner.outputs(frames)
+    assert outputs.shape == (TARGET_LENGTH, NUM_CLASSES)
+    assert outputs.dtype == np.float32
+    assert np.argmax(outputs, axis=1)[4] == EOS  # EOS and PAD are there, and dropped below
+    assert runner.predict_phrase(frames) == "24ok"
+    assert runner.predict_phrase(frames[:7]) == "73ok"  # dynamic frame count
+    assert runner.predict_phrase(frames.astype(np.float64)) == "24ok"
+
+
+def test_runner_rejects_frames_of_the_wrong_width(submission_zip):
+    runner = HarnessRunner(submission_zip, num_threads=2)
+    with pytest.raises(ValueError, match=r"\[frames >= 1, 164\].*\[5, 163\]"):
+        runner.outputs(np.zeros((5, 163), np.float32))
+    with pytest.raises(ValueError, match="frames >= 1"):
+        runner.outputs(np.zeros((0, 164), np.float32))
+
+
+@pytest.mark.parametrize(
+    ("model_kwargs", "message"),
+    [
+        ({"input_name": "frames"}, r"exactly one input named 'inputs'; it takes \['frames'\]"),
+        ({"dtype": "int32"}, r"input 'inputs' must be float32 .* it is dtype int32"),
+        ({"width": 10}, r"must be float32 \[frames, 164\] .* shape \[-1, 10\]"),
+        ({"signature": "predict"}, r"no signature 'serving_default'.* has \['predict'\]"),
+        ({"output_name": "logits"}, r"no output named 'outputs'.* \['logits'\]"),
+    ],
+    ids=["input-name", "input-dtype", "input-width", "signature", "output-name"],
+)
+def test_runner_rejects_models_the_harness_cannot_call(tmp_path, model_kwargs, message):
+    model = build_model(workdir=tmp_path, **model_kwargs)
+    path = write_submission(tmp_path / "submission.zip", model)
+    with pytest.raises(SubmissionError, match=message) as error:
+        HarnessRunner(path)
+    assert "submission.zip:model.tflite" in str(error.value)
+
+
+def test_runner_rejects_bytes_that_are_no_model(tmp_path):
+    path = write_submission(tmp_path / "submission.zip", b"not a flatbuffer")
+    with pytest.raises(SubmissionError, match="submission.zip:model.tflite: LiteRT cannot load"):
+        HarnessRunner(path)
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ({"leave_out": ("model.tflite",)}, r"exactly .*: missing \['model.tflite'\]"),
+        ({"leave_out": ("inference_args.json",)}, r"missing \['inference_args.json'\]"),
+        ({"extra": {"notes.txt": b"hi"}}, r"unexpected \['notes.txt'\]"),
+        (
+            {"inference_args": {"columns": ["x_pose_0"]}},
+            r'"selected_columns" list.*\[\'columns\'\]',
+        ),
+        ({"inference_args": {"selected_columns": []}}, "non-empty list"),
+        ({"inference_args": {"selected_columns": ["x_pose_0", "x_pose_0"]}}, "repeats"),
+        ({"inference_args": {"selected_columns": ["x_pose_0", "x_hand_0"]}}, r"x_hand_0"),
+    ],
+    ids=["no-model", "no-args", "extra-file", "no-selected-columns", "empty", "repeat", "unknown"],
+)
+def test_load_submission_rejects_broken_zips(tmp_path, model_bytes, broken, message):
+    path = write_submission(tmp_path / "submission.zip", model_bytes, **broken)
+    with pytest.raises(SubmissionError, match=message) as error:
+        load_submission(path)
+    assert str(path) in str(error.value)
+
+
+def test_load_submission_rejects_bad_json_non_zip_and_missing(tmp_path, model_bytes):
+    path = tmp_path / "submission.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.tflite", model_bytes)
+        archive.writestr("inference_args.json", "{selected_columns: ")
+    with pytest.raises(SubmissionError, match=r"inference_args.json: not valid JSON"):
+        load_submission(path)
+    (tmp_path / "plain.zip").write_bytes(b"plain text")
+    with pytest.raises(SubmissionError, match=r"plain.zip: not a readable zip"):
+        load_submission(tmp_path / "plain.zip")
+    with pytest.raises(SubmissionError, match=r"absent.zip: no such submission"):
+        load_submission(tmp_path / "absent.zip")
+
+
+def test_load_submission_rejects_folder_with_extra_file(tmp_path, model_bytes):
+    (tmp_path / "model.tflite").write_bytes(model_bytes)
+    (tmp_path / "inference_args.json").write_text(json.dumps({"selected_columns": ["x_pose_0"]}))
+    (tmp_path / "submission.zip").write_bytes(b"")
+    with pytest.raises(SubmissionError, match=r"unexpected \['submission.zip'\]"):
+        load_submission(tmp_path)
+
+
+def test_read_sequence_returns_the_harness_frames(tmp_path):
+    table = competition_table({5: 7, 3: 4})
+    path = tmp_path / "1.parquet"
+    table.to_parquet(path)
+    frames = read_sequence(path, 3, SELECTED_COLUMNS)
+    assert frames.dtype == np.float32
+    expected = table.loc[3, SELECTED_COLUMNS].to_numpy(np.float32)
+    np.testing.assert_array_equal(frames, expected)  # NaNs in the same places, rows in order
+    assert np.isnan(frames[0, :42]).all() and not np.isnan(frames[1]).any()
+    reordered = read_sequence(path, 5, ["x_pose_3", "frame"])
+    np.testing.assert_array_equal(reordered[:, 1], np.arange(7))
+
+
+def test_read_sequences_yields_every_sequence_in_file_order(tmp_path):
+    table = competition_table({5: 7, 3: 4, 9: 1})
+    path = tmp_path / "1.parquet"
+    table.to_parquet(path)
+    sequences = list(read_sequences(path, SELECTED_COLUMNS))
+    assert [sequence_id for sequence_id, _ in sequences] == [5, 3, 9]
+    assert [len(frames) for _, frames in sequences] == [7, 4, 1]
+    np.testing.assert_array_equal(sequences[1][1], read_sequence(path, 3, SELECTED_COLUMNS))
+
+
+def test_read_sequence_errors_name_the_file_and_sequence(tmp_path):
+    path = tmp_path / "1.parquet"
+    competition_table({5: 2}).to_parquet(path)
+    with pytest.raises(
+        SequenceError, match=r"1.parquet: sequence_id 4 not found.*1 sequence.*\[5\]"
+    ):
+        read_sequence(path, 4, SELECTED_COLUMNS)
+    partial = tmp_path / "partial.parquet"
+    competition_table({5: 2})[["frame", "x_pose_0"]].to_parquet(partial)
+    with pytest.raises(SequenceError, match=r"partial.parquet: lacks 164 of the 164 selected"):
+        read_sequence(partial, 5, SELECTED_COLUMNS)
+    with pytest.raises(SequenceError, match=r"absent.parquet: no such parquet file"):
+        read_sequence(tmp_path / "absent.parquet", 5, SELECTED_COLUMNS)
+    (tmp_path / "text.parquet").write_text("not parquet")
+    with pytest.raises(SequenceError, match=r"text.parquet: not a readable parquet"):
+        list(read_sequences(tmp_path / "text.parquet", SELECTED_COLUMNS))
+
+
+def test_read_sequence_accepts_sequence_id_as_a_column(tmp_path):
+    path = tmp_path / "flat.parquet"
+    competition_table({5: 3, 6: 2}).reset_index().to_parquet(path)
+    assert read_sequence(path, 6, SELECTED_COLUMNS).shape == (2, 164)
+    assert [s for s, _ in read_sequences(path, ALL_COLUMNS[:3])] == [5, 6]
+
+
+def test_inference_path_imports_without_tensorflow():
+    code = (
+        "import aslfr_lib.runner, aslfr_lib.predict, aslfr_lib.video, sys; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
