@@ -1,0 +1,804 @@
+"""Competition parquet -> training arrays: clean, mirror, resize, label, split, normalise.
+
+The per-sequence steps (``clean_sequence`` then ``resize_frames``) have a TensorFlow twin in
+``aslfr_lib.export.preprocessing`` that runs inside the exported TFLite model; a test keeps the two
+equal, so the model sees at inference exactly what it saw in training.
+
+``run`` reads only the 164 selected columns of each parquet file (column projection), processes
+files in parallel worker processes, and keeps one finished file per ``out/.parts/*.npz`` so a
+killed run resumes where it stopped. The final arrays are streamed to disk part by part, so peak
+memory follows the largest file, not the dataset.
+
+Choices that differ from the reference notebook (V6), on purpose:
+
+- Mirroring: a sequence signed mostly with the left hand is flipped horizontally (hands swapped,
+  symmetric lip points swapped, ``x -> 1 - x``) so the dominant hand always fills the right-hand
+  slots. The reference keeps both hand slots as recorded.
+- ``min_frames_per_char``: the reference V6 notebook loads pre-made arrays and shows no length
+  filter. We drop sequences with fewer than 2 hand frames per character (real data averages about
+  9 frames, some 5 with a hand, per character): such a sequence cannot show every letter and mostly
+  teaches the decoder to guess. ``0`` keeps every sequence that has at least one hand frame.
+- Sequences with no hand frame at all are always excluded (their input would be all padding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import shutil
+import sys
+from collections import Counter
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from aslfr_lib import atomic, landmarks, vocab
+from aslfr_lib.config import add_arguments, from_args, load_yaml, param, to_dict
+
+TRAIN_CSV = "train.csv"
+SUPPLEMENTAL_CSV = "supplemental_metadata.csv"
+CSV_COLUMNS = ("path", "file_id", "sequence_id", "participant_id", "phrase")
+PARTS_DIR = ".parts"
+# Bump when the content of a part file changes, so stale parts are recomputed, never reused.
+PARTS_FORMAT_VERSION = 1
+ARRAY_FILES = ("X_train.npy", "y_train.npy", "X_val.npy", "y_val.npy", "means.npy", "stds.npy")
+META_FILE = "meta.json"
+# Normalisation divides by the std; a near-constant column would blow values up instead.
+MIN_STD = 1e-6
+# Sequences per block when accumulating moments, to bound float64 temporaries (~40 MB).
+MOMENT_BLOCK_VALUES = 5_000_000
+
+
+class PreprocessError(ValueError):
+    """Bad input data; the message names the file, the sequence id and what is wrong."""
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    data: str = param("data/synthetic", "dataset folder with train.csv and train_landmarks/")
+    out: str = param("data/processed", "output folder for X/y arrays, means/stds, meta.json")
+    frames: int = param(128, "frames after resizing (pad with zeros or bilinear resize)")
+    min_frames_per_char: float = param(
+        2.0, "hand frames per character below which a sequence is excluded (0 = keep all)"
+    )
+    val_fraction: float = param(0.1, "fraction of sequences (whole participants) for validation")
+    seed: int = param(42, "seed of the participant split")
+    mirror: bool = param(True, "flip left-handed sequences so the dominant hand is the right one")
+    dtype: str = param("float32", "frame array dtype: float32 or float16")
+    workers: int = param(2, "parallel processes over parquet files (1 = in this process)")
+    skip_invalid: bool = param(
+        False, "exclude (and report) sequences with unknown characters or zero rows, not fail"
+    )
+    supplemental: bool = param(False, "also read supplemental_metadata.csv")
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise ValueError(f"frames must be >= 1, got {self.frames}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.min_frames_per_char < 0:
+            raise ValueError(f"min_frames_per_char must be >= 0, got {self.min_frames_per_char}")
+        if self.dtype not in ("float32", "float16"):
+            raise ValueError(f"dtype must be float32 or float16, got {self.dtype!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# One sequence (the numpy twin of aslfr_lib.export.preprocessing.preprocess_tf)
+
+
+def hand_presence(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: is the left hand present, is the right hand present (any non-zero value)."""
+    left = np.any(frames[:, landmarks.LEFT_HAND] != 0, axis=1)
+    right = np.any(frames[:, landmarks.RIGHT_HAND] != 0, axis=1)
+    return left, right
+
+
+def mirror_frames(frames: np.ndarray) -> np.ndarray:
+    """Horizontal flip: swap hands and symmetric lip points, ``x -> 1 - x`` where present."""
+    permuted = frames[:, landmarks.MIRROR_PERMUTATION]
+    flip = landmarks.IS_X[None, :] & (permuted != 0)  # zeros mean "missing" and must stay zero
+    return np.where(flip, np.float32(1) - permuted, permuted).astype(np.float32, copy=False)
+
+
+def clean_sequence(raw: np.ndarray, mirror: bool = True) -> np.ndarray:
+    """[n, 164] raw selected columns -> [m, 164] float32 hand frames, dominant hand on the right.
+
+    NaN becomes 0 (the model's "missing"), frames without either hand are dropped, and when
+    ``mirror`` is set a sequence with more left-hand frames than right-hand frames is flipped.
+    """
+    return clean_sequence_and_mirrored(raw, mirror)[0]
+
+
+def clean_sequence_and_mirrored(raw: np.ndarray, mirror: bool = True) -> tuple[np.ndarray, bool]:
+    """``clean_sequence`` and whether it flipped the sequence (recorded in meta.json)."""
+    frames = np.asarray(raw, dtype=np.float32)
+    if frames.ndim != 2 or frames.shape[1] != landmarks.NUM_FEATURES:
+        raise ValueError(f"expected [frames, {landmarks.NUM_FEATURES}], got {frames.shape}")
+    frames = np.where(np.isnan(frames), np.float32(0), frames)
+    left, right = hand_presence(frames)
+    frames = frames[left | right]
+    flipped = bool(mirror and left.sum() > right.sum())
+    if flipped:
+        frames = mirror_frames(frames)
+    return frames, flipped
+
+
+def resize_frames(frames: np.ndarray, length: int) -> np.ndarray:
+    """[n, F] -> [length, F] float32: zero-pad when shorter, bilinear along time when longer.
+
+    Bit-for-bit the arithmetic of ``tf.image.resize(method=BILINEAR)`` (half-pixel centres, no
+    antialias) on the padded sequence, in float32, so training data equals what the exported
+    model computes.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    count, features = frames.shape
+    if count < length:
+        padded = np.zeros((length, features), dtype=np.float32)
+        padded[:count] = frames
+        return padded  # resizing length -> length is the identity in TF as well
+    if count == length:
+        return frames.copy()
+    scale = np.float32(count) / np.float32(length)
+    source = (np.arange(length, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    floor = np.floor(source)
+    lower = np.maximum(floor.astype(np.int64), 0)
+    upper = np.minimum(np.ceil(source).astype(np.int64), count - 1)
+    weight = (source - floor)[:, None]
+    low = frames[lower]
+    return low + (frames[upper] - low) * weight
+
+
+def preprocess_sequence(raw: np.ndarray, frames: int = 128, mirror: bool = True) -> np.ndarray:
+    """[n, 164] raw selected columns -> [frames, 164] float32 model input (before normalising)."""
+    return resize_frames(clean_sequence(raw, mirror=mirror), frames)
+
+
+# ----------------------------------------------------------------------------------------------
+# Normalisation statistics
+
+
+class RunningMoments:
+    """Per-column mean and variance over non-zero values, merged chunk by chunk (Chan et al.).
+
+    One pass, float64, bounded memory: the final arrays never need to be in memory at once.
+    """
+
+    def __init__(self, features: int = landmarks.NUM_FEATURES) -> None:
+        self.count = np.zeros(features, dtype=np.float64)
+        self.mean = np.zeros(features, dtype=np.float64)
+        self.m2 = np.zeros(features, dtype=np.float64)
+
+    def update(self, values: np.ndarray) -> None:
+        values = np.asarray(values).reshape(-1, self.count.shape[0])
+        step = max(1, MOMENT_BLOCK_VALUES // self.count.shape[0])
+        for start in range(0, len(values), step):
+            self._merge(values[start : start + step].astype(np.float64))
+
+    def _merge(self, block: np.ndarray) -> None:
+        present = block != 0
+        count = present.sum(axis=0).astype(np.float64)
+        mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(count, 1)
+        m2 = (np.where(present, block - mean, 0.0) ** 2).sum(axis=0)
+        total = self.count + count
+        delta = mean - self.mean
+        safe_total = np.maximum(total, 1)
+        self.mean = self.mean + delta * count / safe_total
+        self.m2 = self.m2 + m2 + delta**2 * self.count * count / safe_total
+        self.count = total
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(means, stds) float32; a column without non-zero values gets mean 0, std 1."""
+        present = self.count > 0
+        means = np.where(present, self.mean, 0.0)
+        stds = np.sqrt(self.m2 / np.maximum(self.count, 1))
+        stds = np.where(present & (stds >= MIN_STD), stds, 1.0)
+        return means.astype(np.float32), stds.astype(np.float32)
+
+
+def compute_normalisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Means and stds per column (last axis) over the non-zero values of ``X`` ([..., 164]).
+
+    Zeros are "missing" and are ignored (the model keeps them zero); works on memory maps in
+    chunks.
+    """
+    moments = RunningMoments(X.shape[-1])
+    rows = X.reshape(-1, X.shape[-1]) if isinstance(X, np.ndarray) else np.asarray(X)
+    step = max(1, MOMENT_BLOCK_VALUES // X.shape[-1])
+    for start in range(0, len(rows), step):
+        moments.update(np.asarray(rows[start : start + step]))
+    return moments.result()
+
+
+# ----------------------------------------------------------------------------------------------
+# Metadata: train.csv (+ supplemental_metadata.csv)
+
+
+def read_metadata(data_dir: str | Path, supplemental: bool = False) -> pd.DataFrame:
+    """The listed sequences, validated: required columns, no rows missing, unique sequence ids."""
+    data_dir = Path(data_dir)
+    names = [TRAIN_CSV] + ([SUPPLEMENTAL_CSV] if supplemental else [])
+    tables = []
+    for name in names:
+        path = data_dir / name
+        if not path.is_file():
+            raise PreprocessError(f"{path}: file not found")
+        try:
+            # keep_default_na=False: phrases such as "null" or "NA" are text, not missing values.
+            table = pd.read_csv(path, keep_default_na=False, dtype={"phrase": str, "path": str})
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise PreprocessError(f"{path}: cannot read as CSV ({error})") from error
+        missing = [column for column in CSV_COLUMNS if column not in table.columns]
+        if missing:
+            raise PreprocessError(f"{path}: missing column(s) {missing}; expected {CSV_COLUMNS}")
+        if table.empty:
+            raise PreprocessError(f"{path}: no sequences listed (the file has no rows)")
+        for column in ("sequence_id", "participant_id", "file_id"):
+            if not pd.api.types.is_integer_dtype(table[column]):
+                bad = table.loc[pd.to_numeric(table[column], errors="coerce").isna(), column]
+                raise PreprocessError(
+                    f"{path}: column {column!r} must hold integers; first bad value "
+                    f"{bad.iloc[0]!r}" + (f" ({len(bad)} bad rows)" if len(bad) > 1 else "")
+                )
+        table = table[list(CSV_COLUMNS)].copy()
+        table["csv"] = name
+        tables.append(table)
+    listed = pd.concat(tables, ignore_index=True)
+    duplicated = listed[listed["sequence_id"].duplicated(keep=False)]
+    if not duplicated.empty:
+        first = int(duplicated["sequence_id"].iloc[0])
+        rows = duplicated[duplicated["sequence_id"] == first]
+        where = ", ".join(f"{r.csv} row for {r.path}" for r in rows.itertuples())
+        raise PreprocessError(
+            f"sequence id {first} is listed {len(rows)} times ({where}); "
+            f"{duplicated['sequence_id'].nunique()} duplicated sequence id(s) in all"
+        )
+    return listed
+
+
+def phrase_problem(phrase: str) -> tuple[str, str] | None:
+    """(reason, detail) when a phrase cannot become a label, else None."""
+    if not phrase:
+        return "empty_phrase", "the phrase is empty"
+    unknown = vocab.unknown_characters(phrase)
+    if unknown:
+        return "unknown_characters", f"characters {unknown} are not in the character map"
+    if len(phrase) > vocab.MAX_PHRASE_LENGTH:
+        return (
+            "phrase_too_long",
+            f"{len(phrase)} characters > {vocab.MAX_PHRASE_LENGTH} (no room for EOS)",
+        )
+    return None
+
+
+# Reasons that stop the run unless ``skip_invalid`` (the others are always exclusions).
+INVALID_REASONS = ("empty_phrase", "unknown_characters", "zero_rows")
+
+
+# ----------------------------------------------------------------------------------------------
+# One parquet file -> one part (runs in a worker process)
+
+
+@dataclass(frozen=True)
+class FileTask:
+    path: str  # as written in train.csv, relative to the data folder
+    absolute: str
+    part: str
+    key: str
+    sequence_ids: tuple[int, ...]
+    frames: int
+    mirror: bool
+    dtype: str
+
+
+def file_key(config: PreprocessConfig, path: Path, relative: str, ids: list[int]) -> str:
+    """Hash of everything a part depends on: settings, the file's identity, the ids requested."""
+    stat = path.stat()
+    identity = {
+        "version": PARTS_FORMAT_VERSION,
+        "frames": config.frames,
+        "mirror": config.mirror,
+        "dtype": config.dtype,
+        "path": relative,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sequence_ids": sorted(ids),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def part_name(relative: str) -> str:
+    stem = relative[: -len(".parquet")] if relative.endswith(".parquet") else relative
+    return stem.replace("/", "__").replace("\\", "__") + ".npz"
+
+
+def read_selected_columns(path: Path, relative: str, listed: tuple[int, ...]) -> tuple:
+    """(sequence ids per row, [rows, 164] float32) reading only the needed columns."""
+    example = ", ".join(map(str, listed[:3])) + (", ..." if len(listed) > 3 else "")
+    where = f"{relative} (listed for sequence ids {example})"
+    try:
+        parquet = pq.ParquetFile(path)  # parses the footer once: schema and column chunks
+    except (OSError, pa.ArrowException) as error:
+        raise PreprocessError(f"{where}: not a readable parquet file ({error})") from error
+    with parquet:
+        schema = parquet.schema_arrow
+        present = set(schema.names)
+        wanted = [landmarks.INDEX_COLUMN, *landmarks.SELECTED_COLUMNS]
+        missing = [name for name in wanted if name not in present]
+        if missing:
+            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+            raise PreprocessError(f"{where}: missing {len(missing)} column(s): {shown}")
+        for name in wanted:
+            kind = schema.field(name).type
+            if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+                raise PreprocessError(f"{where}: column {name!r} has type {kind}, expected numbers")
+        try:
+            table = parquet.read(columns=wanted)
+        except (OSError, pa.ArrowException) as error:
+            raise PreprocessError(f"{where}: corrupt or truncated parquet ({error})") from error
+    row_ids = table.column(landmarks.INDEX_COLUMN).to_numpy()
+    if row_ids.dtype.kind not in "iu":
+        raise PreprocessError(f"{where}: {landmarks.INDEX_COLUMN} has missing values")
+    values = np.empty((table.num_rows, landmarks.NUM_FEATURES), dtype=np.float32)
+    for index, name in enumerate(landmarks.SELECTED_COLUMNS):
+        values[:, index] = table.column(name).to_numpy(zero_copy_only=False)
+    return row_ids.astype(np.int64), values
+
+
+def process_file(task: FileTask) -> dict[str, Any]:
+    """Preprocess the listed sequences of one parquet file and write its part atomically."""
+    row_ids, values = read_selected_columns(Path(task.absolute), task.path, task.sequence_ids)
+    if len(row_ids) and np.any(np.diff(row_ids) < 0):
+        order = np.argsort(row_ids, kind="stable")  # keeps frame order within a sequence
+        row_ids, values = row_ids[order], values[order]
+    file_ids, starts, counts = np.unique(row_ids, return_index=True, return_counts=True)
+    where = {int(s): (int(b), int(c)) for s, b, c in zip(file_ids, starts, counts, strict=True)}
+
+    dtype = np.dtype(task.dtype)
+    found = [s for s in task.sequence_ids if s in where]
+    X = np.zeros((len(found), task.frames, landmarks.NUM_FEATURES), dtype=dtype)
+    raw_frames = np.zeros(len(found), dtype=np.int32)
+    hand_frames = np.zeros(len(found), dtype=np.int32)
+    mirrored = np.zeros(len(found), dtype=bool)
+    for row, sequence_id in enumerate(found):
+        begin, count = where[sequence_id]
+        frames, mirrored[row] = clean_sequence_and_mirrored(
+            values[begin : begin + count], mirror=task.mirror
+        )
+        raw_frames[row], hand_frames[row] = count, len(frames)
+        X[row] = resize_frames(frames, task.frames)
+
+    arrays = {
+        "key": np.array(task.key),
+        "X": X,
+        "sequence_ids": np.array(found, dtype=np.int64),
+        "raw_frames": raw_frames,
+        "hand_frames": hand_frames,
+        "mirrored": mirrored,
+        "file_sequence_ids": file_ids.astype(np.int64),
+    }
+    with atomic.atomic_path(task.part, suffix=".npz") as temporary, open(temporary, "wb") as file:
+        np.savez(file, **arrays)
+    return {name: arrays[name] for name in PART_SUMMARY}
+
+
+# Everything of a part except the frames: small, kept in memory; frames are read at assembly.
+PART_SUMMARY = ("sequence_ids", "raw_frames", "hand_frames", "mirrored", "file_sequence_ids")
+
+
+def load_part_summary(part: str | Path) -> dict[str, Any]:
+    with np.load(part) as stored:
+        return {name: stored[name] for name in PART_SUMMARY}
+
+
+def stored_key(part: Path) -> str | None:
+    """The key a part was written with, or None when absent or unreadable (then recompute)."""
+    if not part.is_file():
+        return None
+    try:
+        with np.load(part) as stored:
+            return str(stored["key"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+
+
+def process_files(tasks: list[FileTask], workers: int, progress: bool) -> tuple[dict, int]:
+    """Part summaries by file path (reusing finished parts), and how many were reused."""
+    summaries: dict[str, dict[str, Any]] = {}
+    todo = []
+    for task in tasks:
+        if stored_key(Path(task.part)) == task.key:
+            summaries[task.path] = load_part_summary(task.part)
+        else:
+            todo.append(task)
+    reused = len(summaries)
+    bar = tqdm(
+        total=len(tasks), initial=reused, desc="preprocess", unit="file", disable=not progress
+    )
+    with bar:
+        if workers <= 1 or len(todo) <= 1:
+            for task in todo:
+                summaries[task.path] = process_file(task)
+                bar.update()
+            return summaries, reused
+        # spawn: forking a process that already runs Arrow's thread pool can deadlock.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
+            futures = {pool.submit(process_file, task): task for task in todo}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    error = future.exception()
+                    if error is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise error
+                    summaries[futures[future].path] = future.result()
+                    bar.update()
+    return summaries, reused
+
+
+# ----------------------------------------------------------------------------------------------
+# Split, assembly, outputs
+
+
+def split_by_participant(participant_ids: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    """Boolean "is validation" per sequence; whole participants, deterministic for a seed.
+
+    Participants are shuffled and taken for validation until they hold ``val_fraction`` of the
+    sequences; at least one participant always stays in training.
+    """
+    participant_ids = np.asarray(participant_ids)
+    is_val = np.zeros(len(participant_ids), dtype=bool)
+    if val_fraction <= 0 or len(participant_ids) == 0:
+        return is_val
+    participants, counts = np.unique(participant_ids, return_counts=True)
+    if len(participants) < 2:
+        raise PreprocessError(
+            f"val_fraction={val_fraction} needs at least 2 participants to split by participant;"
+            f" found {len(participants)} (use val_fraction 0 to train on all)"
+        )
+    order = np.random.default_rng(seed).permutation(len(participants))
+    wanted = val_fraction * len(participant_ids)
+    chosen, taken = [], 0
+    for index in order[:-1]:  # the last participant is never taken: training keeps one
+        if taken >= wanted:
+            break
+        chosen.append(participants[index])
+        taken += counts[index]
+    return np.isin(participant_ids, chosen)
+
+
+class NpyStream:
+    """Write a C-ordered ``.npy`` of known shape block by block (flat memory, no memmap pages)."""
+
+    def __init__(self, file: BinaryIO, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+        self.file, self.dtype, self.shape, self.rows = file, np.dtype(dtype), shape, 0
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": shape,
+        }
+        np.lib.format.write_array_header_1_0(file, header)
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        assert block.shape[1:] == self.shape[1:], (block.shape, self.shape)
+        self.file.write(block.tobytes())
+        self.rows += len(block)
+
+    def close(self) -> None:
+        assert self.rows == self.shape[0], f"wrote {self.rows} rows, expected {self.shape[0]}"
+
+
+def check_sequence_locations(
+    listed: pd.DataFrame, summaries: dict[str, dict]
+) -> tuple[set[int], dict[str, int]]:
+    """Listed sequence ids without rows in their file, and per file how many of its sequences
+    no CSV lists (ignored, but reported); errors for ids found in more than one file.
+    """
+    files_of: dict[int, list[str]] = {}
+    for path, summary in summaries.items():
+        for sequence_id in summary["file_sequence_ids"].tolist():
+            files_of.setdefault(sequence_id, []).append(path)
+    for sequence_id, paths in files_of.items():
+        if len(paths) > 1:
+            raise PreprocessError(
+                f"sequence id {sequence_id} has rows in {len(paths)} files: {', '.join(paths)}"
+            )
+    absent = set()
+    for row in listed.itertuples():
+        found = set(summaries[row.path]["sequence_ids"].tolist()) if row.path in summaries else ()
+        if row.sequence_id in found:
+            continue
+        elsewhere = files_of.get(row.sequence_id)
+        if elsewhere:
+            raise PreprocessError(
+                f"{row.path}: sequence id {row.sequence_id} is listed for this file in {row.csv}"
+                f" but its rows are in {elsewhere[0]}"
+            )
+        absent.add(row.sequence_id)
+    listed_ids = set(listed["sequence_id"].tolist())
+    unlisted = {
+        path: int(np.count_nonzero(~np.isin(summary["file_sequence_ids"], list(listed_ids))))
+        for path, summary in summaries.items()
+    }
+    return absent, {path: count for path, count in unlisted.items() if count}
+
+
+def run(config: PreprocessConfig, progress: bool = True) -> dict[str, Any]:
+    """Preprocess ``config.data`` into ``config.out``; returns a summary (also in meta.json)."""
+    data_dir, out_dir = Path(config.data), Path(config.out)
+    listed = read_metadata(data_dir, supplemental=config.supplemental)
+
+    exclusions: list[dict[str, Any]] = []
+
+    def exclude(row: Any, reason: str, detail: str) -> None:
+        if reason in INVALID_REASONS and not config.skip_invalid:
+            raise PreprocessError(
+                f"{row.path}: sequence id {row.sequence_id} (phrase {row.phrase!r}): {detail}"
+                " (pass skip_invalid to exclude such sequences instead)"
+            )
+        exclusions.append(
+            {
+                "sequence_id": int(row.sequence_id),
+                "participant_id": int(row.participant_id),
+                "file": row.path,
+                "reason": reason,
+                "detail": detail,
+            }
+        )
+
+    for row in listed.itertuples():
+        problem = phrase_problem(row.phrase)
+        if problem:
+            exclude(row, *problem)
+
+    tasks = []
+    for path, rows in listed.groupby("path", sort=False):
+        absolute = data_dir / path
+        ids = [int(s) for s in rows["sequence_id"]]
+        if not absolute.is_file():
+            example = ", ".join(map(str, ids[:3])) + (", ..." if len(ids) > 3 else "")
+            raise PreprocessError(
+                f"{path}: file not found under {data_dir} (listed in {rows['csv'].iloc[0]} for "
+                f"{len(ids)} sequence(s): {example})"
+            )
+        tasks.append(
+            FileTask(
+                path=path,
+                absolute=str(absolute),
+                part=str(out_dir / PARTS_DIR / part_name(path)),
+                key=file_key(config, absolute, path, ids),
+                sequence_ids=tuple(ids),
+                frames=config.frames,
+                mirror=config.mirror,
+                dtype=config.dtype,
+            )
+        )
+    summaries, reused = process_files(tasks, config.workers, progress)
+
+    absent, unlisted = check_sequence_locations(listed, summaries)
+    excluded_ids = {e["sequence_id"] for e in exclusions}
+    for row in listed.itertuples():
+        if row.sequence_id in absent and row.sequence_id not in excluded_ids:
+            exclude(row, "zero_rows", f"no rows in {row.path}")
+
+    # Per-sequence facts from the parts, then length-based exclusions.
+    facts: dict[int, tuple[int, int, bool]] = {}
+    for summary in summaries.values():
+        for sequence_id, raw, hands, flipped in zip(
+            summary["sequence_ids"].tolist(),
+            summary["raw_frames"].tolist(),
+            summary["hand_frames"].tolist(),
+            summary["mirrored"].tolist(),
+            strict=True,
+        ):
+            facts[sequence_id] = (raw, hands, flipped)
+    excluded_ids = {e["sequence_id"] for e in exclusions}
+    for row in listed.itertuples():
+        if row.sequence_id in excluded_ids:
+            continue
+        _, hands, _ = facts[row.sequence_id]
+        needed = config.min_frames_per_char * len(row.phrase)
+        if hands == 0:
+            exclude(row, "no_hand_frames", "no frame shows a hand")
+        elif hands < needed:
+            exclude(
+                row,
+                "too_few_hand_frames",
+                f"{hands} hand frames for {len(row.phrase)} characters "
+                f"(< {config.min_frames_per_char:g} per character)",
+            )
+
+    excluded_ids = {e["sequence_id"] for e in exclusions}
+    kept = listed[~listed["sequence_id"].isin(excluded_ids)].reset_index(drop=True)
+    if kept.empty:
+        reasons = dict(Counter(e["reason"] for e in exclusions))
+        raise PreprocessError(f"{data_dir}: every sequence was excluded ({reasons})")
+    kept["is_val"] = split_by_participant(
+        kept["participant_id"].to_numpy(), config.val_fraction, config.seed
+    )
+    summary = assemble(config, tasks, kept, facts, exclusions, unlisted, reused, progress)
+    if summary["train"] == 0:  # pragma: no cover - split_by_participant keeps one participant
+        raise PreprocessError("the training split is empty")
+    shutil.rmtree(out_dir / PARTS_DIR, ignore_errors=True)
+    return summary
+
+
+def assemble(
+    config: PreprocessConfig,
+    tasks: list[FileTask],
+    kept: pd.DataFrame,
+    facts: dict[int, tuple[int, int, bool]],
+    exclusions: list[dict[str, Any]],
+    unlisted: dict[str, int],
+    reused: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Stream parts into the final arrays (temp files, renamed together at the end)."""
+    out_dir = Path(config.out)
+    dtype = np.dtype(config.dtype)
+    shape = (config.frames, landmarks.NUM_FEATURES)
+    splits = {name: kept[kept["is_val"] == (name == "val")] for name in ("train", "val")}
+    by_file = {name: dict(tuple(rows.groupby("path", sort=False))) for name, rows in splits.items()}
+    moments = RunningMoments()
+    order: dict[str, list[int]] = {"train": [], "val": []}
+
+    with contextlib.ExitStack() as stack:
+        # Entered first, renamed last: meta.json appears only once every array is in place.
+        meta_path = stack.enter_context(atomic.atomic_path(out_dir / META_FILE))
+        temporary = {
+            name: stack.enter_context(atomic.atomic_path(out_dir / name, suffix=".npy"))
+            for name in ARRAY_FILES
+        }
+        streams = {}
+        for name, rows in splits.items():
+            file = stack.enter_context(open(temporary[f"X_{name}.npy"], "wb"))
+            streams[name] = NpyStream(file, dtype, (len(rows), *shape))
+        for task in tqdm(tasks, desc="assemble", unit="file", disable=not progress):
+            wanted = {name: by_file[name].get(task.path) for name in splits}
+            if all(rows is None for rows in wanted.values()):
+                continue
+            with np.load(task.part) as part:
+                position = {s: i for i, s in enumerate(part["sequence_ids"].tolist())}
+                frames = part["X"]
+            for name, rows in wanted.items():
+                if rows is None:
+                    continue
+                block = frames[[position[s] for s in rows["sequence_id"]]]
+                streams[name].write(block)
+                order[name].extend(int(s) for s in rows["sequence_id"])
+                if name == "train":
+                    moments.update(block)
+            del frames
+        for stream in streams.values():
+            stream.close()
+
+        rows_of = {
+            name: splits[name].set_index("sequence_id").loc[order[name]].reset_index()
+            for name in splits
+        }
+        for name, rows in rows_of.items():
+            labels = np.stack([vocab.encode(p) for p in rows["phrase"]]) if len(rows) else None
+            if labels is None:
+                labels = np.zeros((0, vocab.TARGET_LENGTH), dtype=np.int8)
+            with open(temporary[f"y_{name}.npy"], "wb") as file:
+                np.save(file, labels.astype(np.int8))
+        means, stds = moments.result()
+        for name, array in (("means.npy", means), ("stds.npy", stds)):
+            with open(temporary[name], "wb") as file:
+                np.save(file, array)
+
+        reasons = Counter(e["reason"] for e in exclusions)
+        summary = {
+            "out": str(out_dir),
+            "listed": len(kept) + len(exclusions),
+            "train": len(rows_of["train"]),
+            "val": len(rows_of["val"]),
+            "excluded": len(exclusions),
+            "excluded_by_reason": dict(sorted(reasons.items())),
+            "participants_train": int(rows_of["train"]["participant_id"].nunique()),
+            "participants_val": int(rows_of["val"]["participant_id"].nunique()),
+            "mirrored": int(sum(facts[s][2] for s in kept["sequence_id"])),
+            "files": len(tasks),
+            "files_reused": reused,
+            "unlisted_sequences_in_files": sum(unlisted.values()),
+            "paths": {name: str(out_dir / name) for name in (*ARRAY_FILES, META_FILE)},
+        }
+        meta = {
+            "format_version": PARTS_FORMAT_VERSION,
+            "columns": landmarks.SELECTED_COLUMNS,
+            "config": to_dict(config),
+            "summary": summary,
+            "exclusions": exclusions,
+            "unlisted_sequences_by_file": unlisted,
+        }
+        for name, rows in rows_of.items():
+            ids = rows["sequence_id"].tolist()
+            meta[name] = {
+                "sequence_ids": [int(s) for s in ids],
+                "participant_ids": [int(p) for p in rows["participant_id"]],
+                "files": rows["path"].tolist(),
+                "raw_frames": [facts[s][0] for s in ids],
+                "hand_frames": [facts[s][1] for s in ids],
+                "mirrored": [bool(facts[s][2]) for s in ids],
+            }
+        meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the outputs
+
+
+@dataclass
+class ProcessedData:
+    X_train: np.ndarray  # (N, frames, 164) float32 or float16
+    y_train: np.ndarray  # (N, 32) int8: phrase ids, EOS, PAD
+    X_val: np.ndarray
+    y_val: np.ndarray
+    means: np.ndarray  # (164,) float32 over non-zero training values
+    stds: np.ndarray  # (164,) float32
+    meta: dict[str, Any]
+
+
+def load_processed(out_dir: str | Path, mmap: bool = True) -> ProcessedData:
+    """The arrays of a finished ``run`` (memory-mapped read-only by default) and its meta."""
+    out_dir = Path(out_dir)
+    missing = [name for name in (*ARRAY_FILES, META_FILE) if not (out_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{out_dir}: missing {', '.join(missing)}; run `aslfr preprocess --out {out_dir}` first"
+        )
+    mode = "r" if mmap else None
+    arrays = {name[:-4]: np.load(out_dir / name, mmap_mode=mode) for name in ARRAY_FILES}
+    meta = json.loads((out_dir / META_FILE).read_text(encoding="utf-8"))
+    return ProcessedData(**arrays, meta=meta)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="aslfr preprocess", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="YAML file of PreprocessConfig fields (flags override)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_arguments(parser, PreprocessConfig)
+    args = parser.parse_args(argv)
+    base = load_yaml(args.config) if args.config else {}
+    try:
+        config = from_args(PreprocessConfig, args, **base)
+        summary = run(config, progress=not args.quiet)
+    except (PreprocessError, ValueError) as error:
+        print(f"aslfr preprocess: error: {error}", file=sys.stderr)
+        return 1
+    shown = {k: v for k, v in summary.items() if k != "paths"}
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+__all__ = [
+    "PreprocessConfig",
+    "PreprocessError",
+    "ProcessedData",
+    "clean_sequence",
+    "compute_normalisation",
+    "load_processed",
+    "main",
+    "preprocess_sequence",
+    "resize_frames",
+    "run",
+    "split_by_participant",
+]
