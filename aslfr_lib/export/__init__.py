@@ -1,0 +1,1 @@
+"""TFLite export: the only home of tf.* ops"""
