@@ -116,3 +116,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def collect(cls: type[T], namespace: dict[str, Any]) -> T:
+    """Build ``cls`` from the variables of a notebook's parameters cell (``globals()``)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        raise NameError(f"{cls.__name__}: the parameters cell does not define {missing}")
+    return make(cls, {name: namespace[name] for name in names})
