@@ -1,11 +1,11 @@
-"""Run the three notebooks end to end with papermill: processed arrays -> trained model -> submission.
+"""Run the three notebooks end to end with papermill: arrays -> trained model -> submission.
 
 A run folder (``outputs/<run>/``) holds one sub-folder per stage (``processed/``, ``model/``,
-``submission/``), the executed notebooks, the stages' PNG plots and a ``metrics.json`` that merges every
-stage's ``stage_metrics.json`` with the wall time of each stage.
+``submission/``), the executed notebooks, the stages' PNG plots and a ``metrics.json`` that merges
+every stage's ``stage_metrics.json`` with the wall time of each stage.
 
-A stage is skipped when its outputs exist and were made from the same parameters, the same notebook and
-the same upstream stage (a fingerprint in ``<stage folder>/.stage.json``), unless ``force``.
+A stage is skipped when its outputs exist and were made from the same parameters, the same notebook
+and the same upstream stage (a fingerprint in ``<stage folder>/.stage.json``), unless ``force``.
 """
 
 from __future__ import annotations
@@ -192,8 +192,8 @@ def demo_main(argv: list[str]) -> int:
     settings = load_yaml(args.config)
     data = Path(args.data or settings["data"])
     if not (data / "train.csv").exists():
-        from aslfr_lib.synthetic import SynthConfig, generate
         from aslfr_lib.config import make
+        from aslfr_lib.synthetic import SynthConfig, generate
 
         partial = data.with_name(data.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
