@@ -1,0 +1,626 @@
+"""Transformer building blocks of the V6 fingerspelling model, in ``keras.ops`` only.
+
+Every layer runs on the TensorFlow and JAX backends, is registered for ``.keras`` saving and
+keeps one attribute per constructor argument. ``model.py`` wires them into the ``encoder`` and
+``decoder`` sub-models; ``decoding.py`` reuses the decoder layers one position at a time.
+
+Mixed precision: layers compute in the policy's compute dtype except where precision matters.
+The frame mask and the non-zero normalisation always run in float32 (a bfloat16 coordinate keeps
+only ~3 significant digits), layer norms and the attention softmax are computed in float32 by
+Keras itself, and the classifier (in ``model.py``) is a float32 layer.
+
+Shapes: B batch, T query positions, S key positions (frames), F landmark features, D width,
+H heads, K per-head width.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+register = keras.saving.register_keras_serializable(package="aslfr")
+
+
+def has_landmarks(frames):
+    """(B, S, F) -> (B, S) bool: True where a frame has any non-zero feature.
+
+    Preprocessing writes missing landmarks as 0 and pads sequences with all-zero frames, so an
+    all-zero frame carries no information.
+    """
+    return ops.any(ops.not_equal(frames, 0), axis=-1)
+
+
+def key_padding_mask(frame_mask):
+    """(B, S) -> (B, 1, S) attention mask that hides empty frames from every query.
+
+    A sequence with no landmarks at all would leave a query nothing to attend to, which is NaN
+    for some attention kernels; such a sequence attends to all of its (empty-embedding) frames
+    instead. That is also what the reference did: its masked softmax added -1e9 to every key and
+    so averaged them all.
+    """
+    any_frame = ops.any(frame_mask, axis=-1, keepdims=True)  # (B, 1)
+    visible = ops.logical_or(frame_mask, ops.logical_not(any_frame))  # (B, S)
+    return ops.expand_dims(visible, axis=1)  # (B, 1, S)
+
+
+def causal_mask(query_length: int, key_length: int, offset=0):
+    """(1, T, S) bool: query ``i`` (absolute position ``offset + i``) sees keys ``0..offset+i``."""
+    query_positions = ops.expand_dims(ops.arange(query_length) + offset, axis=1)  # (T, 1)
+    key_positions = ops.expand_dims(ops.arange(key_length), axis=0)  # (1, S)
+    return ops.expand_dims(ops.less_equal(key_positions, query_positions), axis=0)
+
+
+@register
+class FrameMask(keras.layers.Layer):
+    """(B, S, F) frames -> (B, S) bool, True where the frame has landmarks (see ``has_landmarks``).
+
+    Runs in float32 so that no small coordinate rounds to zero under mixed precision.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, frames):
+        return has_landmarks(frames)
+
+    def compute_output_shape(self, frames_shape):
+        return tuple(frames_shape[:-1])
+
+
+@register
+class NonZeroNormalization(keras.layers.Layer):
+    """Standardise non-zero features with the preprocessing statistics; zeros stay zero.
+
+    Zeros mean "missing" downstream (empty-frame embedding, attention masks), so they must not be
+    shifted by the mean. The statistics are non-trainable weights: a saved model carries them and
+    needs no side files. Float32 always: the raw coordinates are what bfloat16 would damage.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        self.mean = self.add_weight(
+            name="mean", shape=(features,), initializer="zeros", trainable=False
+        )
+        self.std = self.add_weight(
+            name="std", shape=(features,), initializer="ones", trainable=False
+        )
+
+    def set_statistics(self, means, stds) -> None:
+        """Store per-feature means and standard deviations (array-likes of length F)."""
+        means = np.asarray(means, dtype="float32").reshape(-1)
+        stds = np.asarray(stds, dtype="float32").reshape(-1)
+        expected = tuple(self.mean.shape)
+        if means.shape != expected or stds.shape != expected:
+            raise ValueError(
+                f"normalisation statistics must have shape {expected}; got means {means.shape}, "
+                f"stds {stds.shape}"
+            )
+        bad = np.flatnonzero(~np.isfinite(means) | ~np.isfinite(stds) | (stds <= 0))
+        if bad.size:
+            raise ValueError(
+                "normalisation statistics must be finite with positive standard deviations; "
+                f"bad at feature(s) {bad[:10].tolist()}"
+            )
+        self.mean.assign(means)
+        self.std.assign(stds)
+
+    def call(self, inputs):
+        standardized = (inputs - self.mean) / self.std
+        return ops.where(ops.equal(inputs, 0), ops.zeros_like(inputs), standardized)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@register
+class LandmarkEmbedding(keras.layers.Layer):
+    """(B, S, F) features -> (B, S, D): two bias-free dense layers, or a learned empty embedding.
+
+    Empty frames (``frame_mask`` False) all get the same learned vector (zeros at init) rather than
+    the embedding of a zero vector, as in the reference.
+    """
+
+    def __init__(self, hidden_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.dense_1 = keras.layers.Dense(
+            hidden_dim,
+            activation="gelu",
+            use_bias=False,
+            kernel_initializer="glorot_uniform",
+            dtype=self.dtype_policy,
+            name="dense_1",
+        )
+        self.dense_2 = keras.layers.Dense(
+            hidden_dim,
+            use_bias=False,
+            kernel_initializer="he_uniform",
+            dtype=self.dtype_policy,
+            name="dense_2",
+        )
+
+    def build(self, features_shape, frame_mask_shape=None):
+        self.dense_1.build(features_shape)
+        self.dense_2.build((*features_shape[:-1], self.hidden_dim))
+        self.empty_embedding = self.add_weight(
+            name="empty_embedding", shape=(self.hidden_dim,), initializer="zeros"
+        )
+
+    def call(self, features, frame_mask):
+        embedded = self.dense_2(self.dense_1(features))  # (B, S, D)
+        empty = ops.cast(self.empty_embedding, embedded.dtype)  # (D,)
+        return ops.where(ops.expand_dims(frame_mask, -1), embedded, empty)
+
+    def compute_output_shape(self, features_shape, frame_mask_shape=None):
+        return (*features_shape[:-1], self.hidden_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_dim": self.hidden_dim}
+
+
+@register
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned embedding per position (zeros at init) to (B, T, D) inputs.
+
+    ``start_index`` (may be a traced scalar) offsets the positions, so one decoding step at
+    position ``p`` adds row ``p``; the row is read with ``ops.slice`` (a plain Slice op, which
+    converts to TFLite builtins).
+    """
+
+    def __init__(self, sequence_length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.sequence_length = sequence_length
+
+    def build(self, inputs_shape):
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.sequence_length, inputs_shape[-1]),
+            initializer="zeros",
+        )
+
+    def call(self, inputs, start_index=0):
+        length, width = inputs.shape[1], inputs.shape[-1]
+        if length is not None and length > self.sequence_length:
+            raise ValueError(
+                f"{self.name}: {length} positions but only {self.sequence_length} embeddings"
+            )
+        table = ops.cast(self.embeddings, inputs.dtype)  # a tensor: JAX cannot slice a Variable
+        return inputs + ops.slice(table, (start_index, 0), (length, width))  # + (T, D)
+
+    def compute_output_shape(self, inputs_shape):
+        return inputs_shape
+
+    def get_config(self):
+        return {**super().get_config(), "sequence_length": self.sequence_length}
+
+
+@register
+class TokenAndPositionEmbedding(keras.layers.Layer):
+    """(B, T) token ids -> (B, T, D): character embedding (zeros at init) + position embedding."""
+
+    def __init__(self, vocabulary_size: int, sequence_length: int, hidden_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.sequence_length = sequence_length
+        self.hidden_dim = hidden_dim
+        self.token_embedding = keras.layers.Embedding(
+            vocabulary_size,
+            hidden_dim,
+            embeddings_initializer="zeros",
+            dtype=self.dtype_policy,
+            name="token_embedding",
+        )
+        self.position_embedding = PositionEmbedding(
+            sequence_length, dtype=self.dtype_policy, name="position_embedding"
+        )
+
+    def build(self, tokens_shape):
+        self.token_embedding.build(tokens_shape)
+        self.position_embedding.build((*tokens_shape, self.hidden_dim))
+
+    def call(self, tokens, start_index=0):
+        embedded = self.token_embedding(ops.cast(tokens, "int32"))  # (B, T, D)
+        return self.position_embedding(embedded, start_index=start_index)
+
+    def compute_output_shape(self, tokens_shape):
+        return (*tokens_shape, self.hidden_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "sequence_length": self.sequence_length,
+            "hidden_dim": self.hidden_dim,
+        }
+
+
+@register
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head attention with fused q/k/v projections and the backend's attention kernel.
+
+    q, k and v are each one bias-free Dense to ``num_heads * head_dim``, reshaped to (B, T, H, K);
+    ``ops.dot_product_attention`` scales by 1/sqrt(K) and takes the softmax in float32. Dropout
+    acts on the projected output (the reference's "MHA dropout"), not on the attention weights.
+    ``attention_mask`` is bool, broadcastable to (B, T, S); True = may attend.
+
+    ``query_heads``/``key_value_heads``/``attend`` are the three stages of ``call``, public so
+    that cached decoding can project keys and values once and attend to them many times.
+    """
+
+    def __init__(
+        self, num_heads: int, head_dim: int, output_dim: int, dropout: float = 0.0, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.output_dim = output_dim
+        self.dropout = dropout
+        width = num_heads * head_dim
+        self.query_dense = keras.layers.Dense(
+            width, use_bias=False, dtype=self.dtype_policy, name="query"
+        )
+        self.key_dense = keras.layers.Dense(
+            width, use_bias=False, dtype=self.dtype_policy, name="key"
+        )
+        self.value_dense = keras.layers.Dense(
+            width, use_bias=False, dtype=self.dtype_policy, name="value"
+        )
+        self.output_dense = keras.layers.Dense(
+            output_dim, use_bias=False, dtype=self.dtype_policy, name="attention_output"
+        )
+        self.output_dropout = keras.layers.Dropout(
+            dropout, dtype=self.dtype_policy, name="output_dropout"
+        )
+
+    def build(self, query_shape, key_value_shape=None, attention_mask_shape=None):
+        key_value_shape = query_shape if key_value_shape is None else key_value_shape
+        self.query_dense.build(query_shape)
+        self.key_dense.build(key_value_shape)
+        self.value_dense.build(key_value_shape)
+        self.output_dense.build((*query_shape[:-1], self.num_heads * self.head_dim))
+
+    def _split_heads(self, x):  # (B, T, H*K) -> (B, T, H, K)
+        return ops.reshape(x, (-1, x.shape[1], self.num_heads, self.head_dim))
+
+    def query_heads(self, query):
+        """(B, T, D) -> (B, T, H, K)."""
+        return self._split_heads(self.query_dense(query))
+
+    def key_value_heads(self, key_value):
+        """(B, S, D) -> keys and values, each (B, S, H, K)."""
+        return self._split_heads(self.key_dense(key_value)), self._split_heads(
+            self.value_dense(key_value)
+        )
+
+    def attend(self, query_heads, key_heads, value_heads, attention_mask=None, training=None):
+        """Attention of projected heads -> (B, T, output_dim)."""
+        mask = None if attention_mask is None else ops.expand_dims(attention_mask, axis=1)
+        value_heads = ops.cast(value_heads, query_heads.dtype)
+        attended = ops.dot_product_attention(
+            query_heads, ops.cast(key_heads, query_heads.dtype), value_heads, mask=mask
+        )  # (B, T, H, K)
+        attended = ops.reshape(attended, (-1, attended.shape[1], self.num_heads * self.head_dim))
+        return self.output_dropout(self.output_dense(attended), training=training)
+
+    def call(self, query, key_value=None, attention_mask=None, training=None):
+        key_value = query if key_value is None else key_value
+        keys, values = self.key_value_heads(key_value)
+        return self.attend(self.query_heads(query), keys, values, attention_mask, training)
+
+    def compute_output_shape(self, query_shape, key_value_shape=None, attention_mask_shape=None):
+        return (*query_shape[:-1], self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "head_dim": self.head_dim,
+            "output_dim": self.output_dim,
+            "dropout": self.dropout,
+        }
+
+
+@register
+class FeedForward(keras.layers.Layer):
+    """Bias-free MLP: Dense(intermediate, GELU, glorot) -> dropout -> Dense(D, he-uniform)."""
+
+    def __init__(self, intermediate_dim: int, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.dense_1 = keras.layers.Dense(
+            intermediate_dim,
+            activation="gelu",
+            use_bias=False,
+            kernel_initializer="glorot_uniform",
+            dtype=self.dtype_policy,
+            name="dense_1",
+        )
+        self.intermediate_dropout = keras.layers.Dropout(
+            dropout, dtype=self.dtype_policy, name="intermediate_dropout"
+        )
+        self.dense_2 = None  # output width is the input width, known in build
+
+    def build(self, inputs_shape):
+        self.dense_1.build(inputs_shape)
+        self.dense_2 = keras.layers.Dense(
+            inputs_shape[-1],
+            use_bias=False,
+            kernel_initializer="he_uniform",
+            dtype=self.dtype_policy,
+            name="dense_2",
+        )
+        self.dense_2.build((*inputs_shape[:-1], self.intermediate_dim))
+
+    def call(self, inputs, training=None):
+        hidden = self.intermediate_dropout(self.dense_1(inputs), training=training)
+        return self.dense_2(hidden)
+
+    def compute_output_shape(self, inputs_shape):
+        return inputs_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "intermediate_dim": self.intermediate_dim,
+            "dropout": self.dropout,
+        }
+
+
+@register
+class TransformerBlock(keras.layers.Layer):
+    """Post-LN block: x = LN(x + MHA(x, context)); x = LN(x + MLP(x)).
+
+    Self-attention when ``context`` is None (encoder blocks), cross-attention to ``context``
+    otherwise (decoder blocks); both are the reference's structure.
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        head_dim: int,
+        intermediate_dim: int,
+        attention_dropout: float = 0.0,
+        mlp_dropout: float = 0.0,
+        layer_norm_epsilon: float = 1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.intermediate_dim = intermediate_dim
+        self.attention_dropout = attention_dropout
+        self.mlp_dropout = mlp_dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.attention = None  # output width = input width, known in build
+        self.attention_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="attention_norm"
+        )
+        self.mlp = FeedForward(intermediate_dim, mlp_dropout, dtype=self.dtype_policy, name="mlp")
+        self.mlp_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="mlp_norm"
+        )
+
+    def build(self, inputs_shape, context_shape=None, attention_mask_shape=None):
+        self.attention = MultiHeadAttention(
+            self.num_heads,
+            self.head_dim,
+            inputs_shape[-1],
+            self.attention_dropout,
+            dtype=self.dtype_policy,
+            name="attention",
+        )
+        self.attention.build(inputs_shape, inputs_shape if context_shape is None else context_shape)
+        self.attention_norm.build(inputs_shape)
+        self.mlp.build(inputs_shape)
+        self.mlp_norm.build(inputs_shape)
+
+    def attend_and_transform(self, inputs, key_heads, value_heads, attention_mask, training=None):
+        """The block given already projected context keys/values (cached decoding)."""
+        attended = self.attention.attend(
+            self.attention.query_heads(inputs), key_heads, value_heads, attention_mask, training
+        )
+        x = self.attention_norm(inputs + attended)
+        return self.mlp_norm(x + self.mlp(x, training=training))
+
+    def call(self, inputs, context=None, attention_mask=None, training=None):
+        context = inputs if context is None else context
+        key_heads, value_heads = self.attention.key_value_heads(context)
+        return self.attend_and_transform(inputs, key_heads, value_heads, attention_mask, training)
+
+    def compute_output_shape(self, inputs_shape, context_shape=None, attention_mask_shape=None):
+        return inputs_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "head_dim": self.head_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "attention_dropout": self.attention_dropout,
+            "mlp_dropout": self.mlp_dropout,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+        }
+
+
+@register
+class CausalSelfAttention(keras.layers.Layer):
+    """The decoder's one causal self-attention: x = LN(x + MHA(x, x, causal mask)).
+
+    ``step`` computes one position against fixed-shape key/value caches (B, L, H, K): the new
+    key/value are written with ``ops.where`` on a position mask (no dynamic_update_slice, so the
+    step converts to TFLite builtin ops) and the query sees cache positions <= ``position``.
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        head_dim: int,
+        dropout: float = 0.0,
+        layer_norm_epsilon: float = 1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.dropout = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.attention = None  # output width = input width, known in build
+        self.norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="norm"
+        )
+
+    def build(self, inputs_shape):
+        self.attention = MultiHeadAttention(
+            self.num_heads,
+            self.head_dim,
+            inputs_shape[-1],
+            self.dropout,
+            dtype=self.dtype_policy,
+            name="attention",
+        )
+        self.attention.build(inputs_shape)
+        self.norm.build(inputs_shape)
+
+    def call(self, inputs, training=None):
+        length = inputs.shape[1]
+        mask = causal_mask(length, length)  # (1, T, T)
+        return self.norm(inputs + self.attention(inputs, attention_mask=mask, training=training))
+
+    def step(self, inputs, key_cache, value_cache, position):
+        """One position: (B, 1, D) inputs -> (outputs (B, 1, D), key_cache, value_cache)."""
+        keys, values = self.attention.key_value_heads(inputs)  # (B, 1, H, K) each
+        cache_length = key_cache.shape[1]
+        slot = ops.reshape(ops.equal(ops.arange(cache_length), position), (1, -1, 1, 1))
+        key_cache = ops.where(slot, ops.cast(keys, key_cache.dtype), key_cache)
+        value_cache = ops.where(slot, ops.cast(values, value_cache.dtype), value_cache)
+        mask = causal_mask(1, cache_length, offset=position)  # (1, 1, L)
+        attended = self.attention.attend(
+            self.attention.query_heads(inputs), key_cache, value_cache, mask
+        )
+        return self.norm(inputs + attended), key_cache, value_cache
+
+    def compute_output_shape(self, inputs_shape):
+        return inputs_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "head_dim": self.head_dim,
+            "dropout": self.dropout,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+        }
+
+
+@register
+class KeyPaddingMask(keras.layers.Layer):
+    """(B, S) frame mask -> (B, 1, S) attention mask hiding empty frames (``key_padding_mask``)."""
+
+    def call(self, frame_mask):
+        return key_padding_mask(frame_mask)
+
+    def compute_output_shape(self, frame_mask_shape):
+        return (frame_mask_shape[0], 1, frame_mask_shape[1])
+
+
+@register
+class CrossAttentionMask(keras.layers.Layer):
+    """Which encoder frames each decoder position may attend to.
+
+    Default: every position sees every frame with landmarks (``key_padding_mask``).
+    ``reference_causal=True`` reproduces the reference, which reused the decoder's causal mask
+    here: position ``i`` sees frames ``0..i`` whether empty or not.
+    """
+
+    def __init__(self, reference_causal: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.reference_causal = reference_causal
+
+    def call(self, frame_mask, queries):
+        if self.reference_causal:
+            return causal_mask(queries.shape[1], frame_mask.shape[1])  # (1, T, S)
+        return key_padding_mask(frame_mask)  # (B, 1, S)
+
+    def at_position(self, frame_mask, position):
+        """The mask for one decoding position: (B or 1, 1, S)."""
+        if self.reference_causal:
+            return causal_mask(1, frame_mask.shape[1], offset=position)
+        return key_padding_mask(frame_mask)
+
+    def compute_output_shape(self, frame_mask_shape, queries_shape):
+        if self.reference_causal:
+            return (1, queries_shape[1], frame_mask_shape[1])
+        return (frame_mask_shape[0], 1, frame_mask_shape[1])
+
+    def get_config(self):
+        return {**super().get_config(), "reference_causal": self.reference_causal}
+
+
+@register
+class DecoderInputTokens(keras.layers.Layer):
+    """Teacher forcing: (B, L) target ids -> (B, L) decoder inputs ``start, target[:, :-1]``."""
+
+    def __init__(self, start_token: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start_token = start_token
+
+    def call(self, targets):
+        targets = ops.cast(targets, "int32")
+        start = ops.full_like(targets[:, :1], self.start_token)
+        return ops.concatenate([start, targets[:, :-1]], axis=1)
+
+    def compute_output_shape(self, targets_shape):
+        return targets_shape
+
+    def compute_output_spec(self, targets):
+        return keras.KerasTensor(targets.shape, dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "start_token": self.start_token}
+
+
+@register
+class PadTokens(keras.layers.Layer):
+    """(B, L) -> (B, length) ids, right-padded with ``pad_token`` (reference decoder length)."""
+
+    def __init__(self, length: int, pad_token: int, **kwargs):
+        super().__init__(**kwargs)
+        self.length = length
+        self.pad_token = pad_token
+
+    def call(self, tokens):
+        tokens = ops.cast(tokens, "int32")
+        return ops.pad(
+            tokens, ((0, 0), (0, self.length - tokens.shape[1])), constant_values=self.pad_token
+        )
+
+    def compute_output_spec(self, tokens):
+        return keras.KerasTensor((tokens.shape[0], self.length), dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "pad_token": self.pad_token}
+
+
+@register
+class KeepFirstPositions(keras.layers.Layer):
+    """(B, T, D) -> (B, length, D): the first ``length`` positions."""
+
+    def __init__(self, length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.length = length
+
+    def call(self, inputs):
+        return inputs[:, : self.length]
+
+    def compute_output_shape(self, inputs_shape):
+        return (inputs_shape[0], self.length, *inputs_shape[2:])
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length}

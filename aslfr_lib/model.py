@@ -1,0 +1,241 @@
+"""The reference's V6 transformer as ``encoder`` and ``decoder`` functional sub-models.
+
+    frames (B, 128, 164) --encoder--> encoded (B, 128, decoder_dim)
+    (encoded, frame_mask (B, 128), tokens (B, 32)) --decoder--> logits (B, 32, 62), float32
+
+The full model takes ``{"frames", "phrase"}`` (phrase = target ids) and feeds the decoder
+``SOS, phrase[:, :31]`` (teacher forcing). Greedy decoding, cached decoding and the TFLite export
+reuse the two sub-models, found by name with ``encoder_of``/``decoder_of``.
+
+Importing this module does not import Keras (the builders do), so the command line can read
+``ModelConfig`` before it chooses the Keras backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from aslfr_lib.config import param
+from aslfr_lib.vocab import NUM_CLASSES, PAD, SOS, TARGET_LENGTH
+
+ENCODER_NAME = "encoder"
+DECODER_NAME = "decoder"
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchitectureConfig:
+    """Width, depth and regularisation of the transformer (defaults: the reference's V6)."""
+
+    encoder_dim: int = param(384, "encoder width (landmark embedding and encoder blocks)")
+    encoder_blocks: int = param(3, "encoder transformer blocks (self-attention + MLP)")
+    decoder_dim: int = param(256, "decoder width; the encoder output is projected to it")
+    decoder_blocks: int = param(2, "decoder blocks (cross-attention + MLP)")
+    num_heads: int = param(4, "attention heads in every attention layer")
+    head_dim_divisor: int = param(
+        2, "per-head q/k/v width = width / num_heads / this (the reference halves it: 48, 32)"
+    )
+    mlp_ratio: int = param(2, "MLP hidden width = block width * mlp_ratio")
+    embedding_dropout: float = param(0.0, "dropout after the frame embedding")
+    mlp_dropout: float = param(0.3, "dropout inside each MLP")
+    attention_dropout: float = param(0.2, "dropout on each attention layer's output")
+    classifier_dropout: float = param(0.1, "dropout before the classifier")
+    layer_norm_epsilon: float = param(1e-6, "layer normalisation epsilon")
+    reference_decoder_positions: bool = param(
+        False,
+        "run the decoder over all `frames` positions and keep the first 32, as the reference "
+        "did (same logits, ~4x the decoder work and a `frames`-row position table)",
+    )
+    reference_cross_attention_mask: bool = param(
+        False,
+        "cross-attention with the reference's causal mask (decoder position i sees frames "
+        "0..i, empty or not) instead of hiding empty frames",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("encoder_dim", "decoder_dim"):
+            width = getattr(self, name)
+            if width % (self.num_heads * self.head_dim_divisor):
+                raise ValueError(
+                    f"{name}={width} must be divisible by num_heads * head_dim_divisor = "
+                    f"{self.num_heads * self.head_dim_divisor}"
+                )
+
+    @property
+    def encoder_head_dim(self) -> int:
+        return self.encoder_dim // self.num_heads // self.head_dim_divisor
+
+    @property
+    def decoder_head_dim(self) -> int:
+        return self.decoder_dim // self.num_heads // self.head_dim_divisor
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(ArchitectureConfig):
+    """Architecture plus the input shape, which the preprocessed data decides."""
+
+    frames: int = param(128, "frames per sequence after preprocessing (encoder positions)")
+    features: int = param(164, "landmark features per frame")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.reference_decoder_positions and self.frames < TARGET_LENGTH:
+            raise ValueError(
+                f"reference_decoder_positions needs frames >= {TARGET_LENGTH}, got {self.frames}"
+            )
+
+    @property
+    def decoder_positions(self) -> int:
+        """Positions the decoder computes: 32, or all frames like the reference."""
+        return self.frames if self.reference_decoder_positions else TARGET_LENGTH
+
+    @classmethod
+    def from_architecture(
+        cls, architecture: ArchitectureConfig, frames: int, features: int
+    ) -> ModelConfig:
+        """A ModelConfig with ``architecture``'s fields (any config that has them)."""
+        names = {f.name for f in dataclasses.fields(ArchitectureConfig)}
+        values = {name: getattr(architecture, name) for name in names}
+        return cls(**values, frames=frames, features=features)
+
+
+def build_encoder(config: ModelConfig) -> Any:
+    """``encoder``: frames (B, frames, features) -> encoded (B, frames, decoder_dim)."""
+    import keras
+
+    from aslfr_lib import layers
+
+    frames = keras.Input((config.frames, config.features), name="frames")
+    frame_mask = layers.FrameMask(name="frame_mask")(frames)  # (B, S)
+    x = layers.NonZeroNormalization(name="normalization")(frames)
+    x = layers.LandmarkEmbedding(config.encoder_dim, name="landmark_embedding")(x, frame_mask)
+    x = layers.PositionEmbedding(config.frames, name="position_embedding")(x)  # (B, S, De)
+    x = keras.layers.Dropout(config.embedding_dropout, name="embedding_dropout")(x)
+    attention_mask = layers.KeyPaddingMask(name="attention_mask")(frame_mask)  # (B, 1, S)
+    for index in range(config.encoder_blocks):
+        x = layers.TransformerBlock(
+            num_heads=config.num_heads,
+            head_dim=config.encoder_head_dim,
+            intermediate_dim=config.encoder_dim * config.mlp_ratio,
+            attention_dropout=config.attention_dropout,
+            mlp_dropout=config.mlp_dropout,
+            layer_norm_epsilon=config.layer_norm_epsilon,
+            name=f"encoder_block_{index}",
+        )(x, attention_mask=attention_mask)
+    if config.encoder_dim != config.decoder_dim:
+        x = keras.layers.Dense(
+            config.decoder_dim,
+            use_bias=False,
+            kernel_initializer="glorot_uniform",
+            name="projection",
+        )(x)  # (B, S, Dd)
+    return keras.Model(frames, x, name=ENCODER_NAME)
+
+
+def build_decoder(config: ModelConfig) -> Any:
+    """``decoder``: {encoded, frame_mask, tokens (B, 32)} -> logits (B, 32, 62) float32.
+
+    ``tokens`` are decoder inputs (SOS first); position ``i``'s logits predict token ``i + 1``.
+    """
+    import keras
+
+    from aslfr_lib import layers
+
+    encoded = keras.Input((config.frames, config.decoder_dim), name="encoded")
+    frame_mask = keras.Input((config.frames,), dtype="bool", name="frame_mask")
+    tokens = keras.Input((TARGET_LENGTH,), dtype="int32", name="tokens")
+    x = tokens
+    if config.reference_decoder_positions:
+        x = layers.PadTokens(config.decoder_positions, PAD, name="pad_tokens")(x)
+    x = layers.TokenAndPositionEmbedding(
+        NUM_CLASSES, config.decoder_positions, config.decoder_dim, name="token_embedding"
+    )(x)  # (B, T, Dd)
+    x = layers.CausalSelfAttention(
+        num_heads=config.num_heads,
+        head_dim=config.decoder_head_dim,
+        dropout=config.attention_dropout,
+        layer_norm_epsilon=config.layer_norm_epsilon,
+        name="self_attention",
+    )(x)
+    cross_mask = layers.CrossAttentionMask(
+        config.reference_cross_attention_mask, name="cross_attention_mask"
+    )(frame_mask, x)
+    for index in range(config.decoder_blocks):
+        x = layers.TransformerBlock(
+            num_heads=config.num_heads,
+            head_dim=config.decoder_head_dim,
+            intermediate_dim=config.decoder_dim * config.mlp_ratio,
+            attention_dropout=config.attention_dropout,
+            mlp_dropout=config.mlp_dropout,
+            layer_norm_epsilon=config.layer_norm_epsilon,
+            name=f"decoder_block_{index}",
+        )(x, context=encoded, attention_mask=cross_mask)
+    if config.reference_decoder_positions:
+        x = layers.KeepFirstPositions(TARGET_LENGTH, name="keep_target_positions")(x)
+    x = keras.layers.Dropout(config.classifier_dropout, name="classifier_dropout")(x)
+    logits = keras.layers.Dense(
+        NUM_CLASSES,
+        use_bias=False,
+        kernel_initializer="he_uniform",
+        dtype="float32",  # logits and loss in float32 under mixed precision
+        name="classifier",
+    )(x)  # (B, 32, 62)
+    inputs = {"encoded": encoded, "frame_mask": frame_mask, "tokens": tokens}
+    return keras.Model(inputs, logits, name=DECODER_NAME)
+
+
+def build_model(config: ModelConfig | None = None, means=None, stds=None) -> Any:
+    """The full model: {frames (B, frames, features), phrase (B, 32)} -> logits (B, 32, 62).
+
+    ``means``/``stds`` (length ``features``) are stored in the model for the non-zero
+    normalisation; without them it is the identity until ``set_normalization`` is called.
+    """
+    import keras
+
+    from aslfr_lib import layers
+
+    config = ModelConfig() if config is None else config
+    frames = keras.Input((config.frames, config.features), name="frames")
+    phrase = keras.Input((TARGET_LENGTH,), dtype="int32", name="phrase")
+    encoded = build_encoder(config)(frames)
+    frame_mask = layers.FrameMask(name="frame_mask")(frames)
+    tokens = layers.DecoderInputTokens(SOS, name="decoder_input_tokens")(phrase)
+    logits = build_decoder(config)({"encoded": encoded, "frame_mask": frame_mask, "tokens": tokens})
+    model = keras.Model({"frames": frames, "phrase": phrase}, logits, name="aslfr_transformer")
+    if means is not None or stds is not None:
+        set_normalization(model, means, stds)
+    return model
+
+
+def encoder_of(model: Any) -> Any:
+    """The ``encoder`` sub-model of a full model (or the encoder itself)."""
+    return model if model.name == ENCODER_NAME else model.get_layer(ENCODER_NAME)
+
+
+def decoder_of(model: Any) -> Any:
+    """The ``decoder`` sub-model of a full model (or the decoder itself)."""
+    return model if model.name == DECODER_NAME else model.get_layer(DECODER_NAME)
+
+
+def set_normalization(model: Any, means, stds) -> None:
+    """Store the preprocessing means/stds (length ``features``) in the model."""
+    if means is None or stds is None:
+        raise ValueError("set_normalization needs both means and stds")
+    encoder_of(model).get_layer("normalization").set_statistics(means, stds)
+
+
+def normalization_of(model: Any) -> tuple[Any, Any]:
+    """The stored (means, stds) as numpy arrays."""
+    layer = encoder_of(model).get_layer("normalization")
+    from keras import ops
+
+    return ops.convert_to_numpy(layer.mean), ops.convert_to_numpy(layer.std)
+
+
+def count_parameters(model: Any) -> dict[str, int]:
+    """Trainable and non-trainable scalar counts (the latter: normalisation statistics)."""
+    import math
+
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    frozen = sum(math.prod(w.shape) for w in model.non_trainable_weights)
+    return {"trainable": trainable, "non_trainable": frozen, "total": trainable + frozen}
