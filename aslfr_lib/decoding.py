@@ -1,0 +1,163 @@
+"""Greedy decoding: batched with the sub-models, and KV-cached one position at a time.
+
+``greedy_decode`` is what evaluation and training use: the encoder runs once per batch, then the
+decoder runs at most 32 times for the whole batch (compiled ``predict_on_batch``), stopping when
+every sequence has emitted EOS. The reference decoded one sequence at a time and re-ran the
+encoder for every character.
+
+``init_decoder_cache``/``decode_step`` compute one position at a time in ``keras.ops`` with
+fixed-shape caches, so the TFLite export can trace them into a loop of builtin ops; they reuse the
+``decoder`` sub-model's own layers and weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from keras import ops
+from tqdm.auto import tqdm
+
+from aslfr_lib import vocab
+from aslfr_lib.layers import has_landmarks
+from aslfr_lib.model import decoder_of, encoder_of
+from aslfr_lib.vocab import EOS, PAD, SOS, TARGET_LENGTH
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def ids_to_phrases(ids: Iterable[Iterable[int]]) -> list[str]:
+    """Rows of ids -> phrases (each stops at EOS, skips PAD/SOS)."""
+    return [vocab.decode(row) for row in ids]
+
+
+def _check_frames(frames) -> np.ndarray:
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 3:
+        raise ValueError(f"frames must be (sequences, frames, features); got shape {frames.shape}")
+    return frames
+
+
+def _finish(next_tokens: np.ndarray, finished: np.ndarray) -> np.ndarray:
+    """PAD for sequences that already emitted EOS."""
+    return np.where(finished, PAD, next_tokens).astype(np.int32)
+
+
+def _greedy_batch(encoder: Any, decoder: Any, frames: np.ndarray) -> np.ndarray:
+    encoded = encoder.predict_on_batch(frames)  # (B, S, D)
+    frame_mask = np.any(frames != 0, axis=-1)  # (B, S), same rule as layers.has_landmarks
+    count = len(frames)
+    tokens = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)  # decoder inputs
+    tokens[:, 0] = SOS
+    predicted = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)
+    finished = np.zeros(count, dtype=bool)
+    for position in range(TARGET_LENGTH):
+        logits = decoder.predict_on_batch(
+            {"encoded": encoded, "frame_mask": frame_mask, "tokens": tokens}
+        )  # (B, 32, 62): causal, so later (PAD) inputs do not change this position
+        next_tokens = _finish(np.argmax(logits[:, position], axis=-1), finished)
+        predicted[:, position] = next_tokens
+        finished |= next_tokens == EOS
+        if finished.all() or position + 1 == TARGET_LENGTH:
+            break
+        tokens[:, position + 1] = next_tokens
+    return predicted
+
+
+def greedy_decode(
+    model: Any, frames, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False
+) -> np.ndarray:
+    """Greedy ids (N, 32) int32 of preprocessed ``frames`` (N, frames, features).
+
+    Each row holds the predicted characters, then EOS, then PAD (or 32 characters without EOS).
+    The last batch is padded to ``batch_size`` so that every decoder call has one shape (one
+    compilation), unless everything fits in one batch.
+    """
+    frames = _check_frames(frames)
+    encoder, decoder = encoder_of(model), decoder_of(model)
+    count = len(frames)
+    result = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)
+    starts = range(0, count, batch_size)
+    for start in tqdm(starts, desc="greedy decode", unit="batch", disable=not progress):
+        batch = frames[start : start + batch_size]
+        size = len(batch)
+        if count > batch_size and size < batch_size:
+            filler = np.zeros((batch_size - size, *batch.shape[1:]), batch.dtype)
+            batch = np.concatenate([batch, filler])
+        result[start : start + size] = _greedy_batch(encoder, decoder, batch)[:size]
+    return result
+
+
+def _decoder_blocks(decoder: Any) -> list[Any]:
+    blocks = []
+    while True:
+        try:
+            blocks.append(decoder.get_layer(f"decoder_block_{len(blocks)}"))
+        except ValueError:
+            return blocks
+
+
+def init_decoder_cache(model_or_decoder: Any, encoded, frame_mask) -> dict[str, Any]:
+    """Decoder state before position 0, for ``decode_step``.
+
+    encoded (B, S, D), frame_mask (B, S) bool -> dict of tensors:
+    ``self_key``/``self_value`` (B, 32, H, K) zeros (the causal self-attention cache),
+    ``cross_key_{i}``/``cross_value_{i}`` (B, S, H, K) per decoder block (projected once), and
+    ``frame_mask``. Shapes never change during decoding.
+    """
+    decoder = decoder_of(model_or_decoder)
+    attention = decoder.get_layer("self_attention").attention
+    batch = ops.shape(encoded)[0]
+    cache_shape = (batch, TARGET_LENGTH, attention.num_heads, attention.head_dim)
+    cache = {
+        "self_key": ops.zeros(cache_shape, dtype=attention.compute_dtype),
+        "self_value": ops.zeros(cache_shape, dtype=attention.compute_dtype),
+        "frame_mask": ops.cast(frame_mask, "bool"),
+    }
+    for index, block in enumerate(_decoder_blocks(decoder)):
+        keys, values = block.attention.key_value_heads(encoded)
+        cache[f"cross_key_{index}"] = keys
+        cache[f"cross_value_{index}"] = values
+    return cache
+
+
+def decode_step(model_or_decoder: Any, cache: dict[str, Any], token, position):
+    """Logits (B, 62) float32 of decoder position ``position`` given its input ``token`` (B,).
+
+    ``token`` is the decoder input at ``position`` (SOS at 0, then the previous prediction);
+    ``position`` is a scalar int (may be traced). Returns ``(logits, cache)`` with this position's
+    self-attention key/value written into the cache. Inference only (no dropout).
+    """
+    decoder = decoder_of(model_or_decoder)
+    tokens = ops.expand_dims(ops.cast(token, "int32"), axis=1)  # (B, 1)
+    x = decoder.get_layer("token_embedding")(tokens, start_index=position)  # (B, 1, D)
+    x, self_key, self_value = decoder.get_layer("self_attention").step(
+        x, cache["self_key"], cache["self_value"], position
+    )
+    mask = decoder.get_layer("cross_attention_mask").at_position(cache["frame_mask"], position)
+    for index, block in enumerate(_decoder_blocks(decoder)):
+        x = block.attend_and_transform(
+            x, cache[f"cross_key_{index}"], cache[f"cross_value_{index}"], mask
+        )
+    logits = decoder.get_layer("classifier")(x)[:, 0, :]  # (B, 62)
+    return logits, {**cache, "self_key": self_key, "self_value": self_value}
+
+
+def cached_greedy_decode(model: Any, frames) -> np.ndarray:
+    """Greedy ids (N, 32) like ``greedy_decode`` but through ``decode_step`` (eager; for checks)."""
+    frames = _check_frames(frames)
+    encoded = encoder_of(model)(frames, training=False)
+    cache = init_decoder_cache(model, encoded, has_landmarks(frames))
+    count = len(frames)
+    token = np.full(count, SOS, dtype=np.int32)
+    predicted = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)
+    finished = np.zeros(count, dtype=bool)
+    for position in range(TARGET_LENGTH):
+        logits, cache = decode_step(model, cache, token, position)
+        token = _finish(np.argmax(ops.convert_to_numpy(logits), axis=-1), finished)
+        predicted[:, position] = token
+        finished |= token == EOS
+        if finished.all():
+            break
+    return predicted
