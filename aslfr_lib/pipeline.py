@@ -53,6 +53,13 @@ class PipelineConfig:
     kernel: str = param("python3", "Jupyter kernel that runs the notebooks")
 
 
+def write_stage_metrics(folder: str | Path, metrics: dict[str, Any]) -> Path:
+    """A notebook's last cell: the numbers the pipeline merges into the run's ``metrics.json``."""
+    path = Path(folder) / STAGE_METRICS
+    atomic.write_json(path, metrics)
+    return path
+
+
 class StageFailed(RuntimeError):
     """A notebook raised: names the stage, the cell and where the executed notebook was kept."""
 
