@@ -1,0 +1,114 @@
+"""The learning-rate schedule: warmup, then half a cosine, one value per epoch.
+
+This is the reference notebook's ``lrfn`` as a pure function (``learning_rate``), the list of
+per-epoch values it plots (``schedule``), and the same numbers as a Keras
+``LearningRateSchedule`` (``EpochWarmupCosine``) that the optimizer evaluates at every step.
+
+Warmup multiplies ``lr_max`` by a fixed factor per remaining warmup epoch:
+``"exp"``: ``2 ** -(warmup_epochs - epoch)`` (halves per epoch back from the peak);
+``"log"``: ``0.1 ** (warmup_epochs - epoch)`` (a tenth per epoch, i.e. linear on a log axis).
+After warmup: ``lr_max * max(0, 0.5 * (1 + cos(2 pi num_cycles progress)))`` with
+``progress = (epoch - warmup_epochs) / max(1, epochs - warmup_epochs)``, so with
+``num_cycles=0.5`` the last epoch ends just above zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+WARMUP_FACTORS = {"exp": 0.5, "log": 0.1}  # lr shrinks by this factor per epoch before the peak
+
+
+def _check(epochs: int, warmup_epochs: int, lr_max: float, warmup_method: str) -> None:
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if not 0 <= warmup_epochs <= epochs:
+        raise ValueError(f"warmup_epochs must be in [0, epochs={epochs}], got {warmup_epochs}")
+    if not lr_max > 0:
+        raise ValueError(f"lr_max must be positive, got {lr_max}")
+    if warmup_method not in WARMUP_FACTORS:
+        raise ValueError(
+            f"warmup_method must be one of {sorted(WARMUP_FACTORS)}, got {warmup_method!r}"
+        )
+
+
+def learning_rate(
+    epoch: int,
+    epochs: int,
+    warmup_epochs: int,
+    lr_max: float,
+    warmup_method: str = "exp",
+    num_cycles: float = 0.5,
+) -> float:
+    """Learning rate for ``epoch`` (0-based): the reference's ``lrfn``, same numbers."""
+    _check(epochs, warmup_epochs, lr_max, warmup_method)
+    if not 0 <= epoch < epochs:
+        raise ValueError(f"epoch must be in [0, epochs={epochs}), got {epoch}")
+    if epoch < warmup_epochs:
+        return lr_max * WARMUP_FACTORS[warmup_method] ** (warmup_epochs - epoch)
+    progress = (epoch - warmup_epochs) / max(1, epochs - warmup_epochs)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * num_cycles * 2.0 * progress))) * lr_max
+
+
+def schedule(
+    epochs: int,
+    warmup_epochs: int,
+    lr_max: float,
+    warmup_method: str = "exp",
+    num_cycles: float = 0.5,
+) -> list[float]:
+    """One learning rate per epoch, ``[learning_rate(0), ..., learning_rate(epochs - 1)]``."""
+    return [
+        learning_rate(epoch, epochs, warmup_epochs, lr_max, warmup_method, num_cycles)
+        for epoch in range(epochs)
+    ]
+
+
+@keras.saving.register_keras_serializable(package="aslfr")
+class EpochWarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """``schedule(...)`` indexed by ``step // steps_per_epoch``: constant within an epoch.
+
+    The per-epoch values are computed once in Python by ``learning_rate`` and looked up in the
+    graph, so the optimizer sees exactly the numbers that are plotted and tested (as float32).
+    The step is the optimizer's own iteration counter, which is saved with the optimizer, so a
+    run resumed from a ``.keras`` file continues at the right learning rate. Steps past the last
+    epoch hold the last epoch's value rather than wrapping the cosine back up.
+    """
+
+    def __init__(
+        self,
+        steps_per_epoch: int,
+        epochs: int,
+        warmup_epochs: int,
+        lr_max: float,
+        warmup_method: str = "exp",
+        num_cycles: float = 0.5,
+    ):
+        if steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be at least 1, got {steps_per_epoch}")
+        _check(epochs, warmup_epochs, lr_max, warmup_method)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.epochs = int(epochs)
+        self.warmup_epochs = int(warmup_epochs)
+        self.lr_max = float(lr_max)
+        self.warmup_method = warmup_method
+        self.num_cycles = float(num_cycles)
+        self.values = schedule(epochs, warmup_epochs, lr_max, warmup_method, num_cycles)
+
+    def __call__(self, step):
+        epoch = keras.ops.floor_divide(step, self.steps_per_epoch)
+        epoch = keras.ops.clip(epoch, 0, self.epochs - 1)
+        table = keras.ops.convert_to_tensor(self.values, dtype="float32")
+        return keras.ops.take(table, epoch)
+
+    def get_config(self) -> dict:
+        return {
+            "steps_per_epoch": self.steps_per_epoch,
+            "epochs": self.epochs,
+            "warmup_epochs": self.warmup_epochs,
+            "lr_max": self.lr_max,
+            "warmup_method": self.warmup_method,
+            "num_cycles": self.num_cycles,
+        }
