@@ -1,0 +1,317 @@
+"""The synthetic dataset: Kaggle's exact layout, realistic statistics, learnable only via hands."""
+
+import dataclasses
+import hashlib
+import re
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aslfr_lib import landmarks, synthetic, vocab
+from aslfr_lib.synthetic import SynthConfig
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _generate(out: Path, **overrides) -> dict:
+    values = {"out": str(out), "sequences": 40, "participants": 6, "sequences_per_file": 16}
+    return synthetic.generate(SynthConfig(**(values | overrides)), progress=False)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synthetic")
+    _generate(out, supplemental_sequences=8)
+    return out
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_metadata_has_kaggle_columns_and_ids(dataset):
+    train = pd.read_csv(dataset / "train.csv")
+    assert list(train.columns) == ["path", "file_id", "sequence_id", "participant_id", "phrase"]
+    assert len(train) == 40
+    assert train["sequence_id"].is_unique
+    assert train["sequence_id"].between(10**9, 2**31 - 1).all()
+    assert train["file_id"].between(10**6, 2**31 - 1).all()
+    assert train["file_id"].nunique() == 3  # 40 sequences, 16 per file
+    assert (train["path"] == "train_landmarks/" + train["file_id"].astype(str) + ".parquet").all()
+    assert train["participant_id"].nunique() <= 6
+    for phrase in train["phrase"]:
+        assert 1 <= len(phrase) <= vocab.MAX_PHRASE_LENGTH
+        vocab.encode(phrase)  # raises on characters outside the map
+
+
+def test_parquet_schema_and_contiguous_sequences(dataset):
+    train = pd.read_csv(dataset / "train.csv")
+    for path, rows in train.groupby("path"):
+        frame = pd.read_parquet(dataset / path)
+        assert frame.index.name == "sequence_id"
+        assert frame.index.dtype == np.int64
+        assert list(frame.columns) == landmarks.ALL_COLUMNS
+        assert frame["frame"].dtype == np.int16
+        assert (frame[landmarks.LANDMARK_COLUMNS].dtypes == np.float32).all()
+        ids = frame.index.to_numpy()
+        run_starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        assert sorted(ids[run_starts]) == sorted(rows["sequence_id"])  # each sequence once
+        for sequence_id in rows["sequence_id"]:
+            frames = frame.loc[[sequence_id], "frame"].to_numpy()
+            np.testing.assert_array_equal(frames, np.arange(len(frames)))
+
+
+def test_character_map_is_a_byte_identical_copy(dataset):
+    package = resources.files("aslfr_lib").joinpath("resources", vocab.CHARACTER_MAP_FILE)
+    written = (dataset / vocab.CHARACTER_MAP_FILE).read_bytes()
+    assert written == package.read_bytes()
+    assert written == (FIXTURES / vocab.CHARACTER_MAP_FILE).read_bytes()
+
+
+def test_reads_like_the_kaggle_harness(dataset):
+    """``pd.read_parquet(path, columns=SELECTED_COLUMNS)``: float32, NaN for undetected hands."""
+    train = pd.read_csv(dataset / "train.csv")
+    sequence = pd.read_parquet(dataset / train["path"][0], columns=landmarks.SELECTED_COLUMNS)
+    values = sequence.to_numpy()
+    assert values.dtype == np.float32
+    assert values.shape[1] == landmarks.NUM_FEATURES
+    left = np.isnan(values[:, landmarks.LEFT_HAND])
+    right = np.isnan(values[:, landmarks.RIGHT_HAND])
+    # A hand is detected whole or not at all, and both happen.
+    assert (left.all(1) | ~left.any(1)).all()
+    assert (right.all(1) | ~right.any(1)).all()
+    assert right.all(1).any() and (~right.any(1)).any()
+    lips = values[:, landmarks.LIPS]
+    assert np.isnan(lips).all(1).mean() < 0.05  # the face is found in nearly every frame
+    detected = values[~right.any(1)][:, landmarks.RIGHT_HAND]
+    assert 0.0 < np.nanmean(detected) < 1.0  # MediaPipe-normalised image coordinates
+
+
+def test_files_are_atomic_and_complete(dataset):
+    leftovers = [path for path in dataset.rglob("*") if path.name.startswith(".")]
+    assert leftovers == []
+    parquet = sorted(p.relative_to(dataset) for p in dataset.glob("*_landmarks/*.parquet"))
+    listed = pd.concat(
+        [pd.read_csv(dataset / "train.csv"), pd.read_csv(dataset / "supplemental_metadata.csv")]
+    )
+    assert parquet == sorted(Path(path) for path in listed["path"].unique())
+
+
+def test_supplemental_set_repeats_sentences(dataset):
+    supplemental = pd.read_csv(dataset / "supplemental_metadata.csv")
+    assert list(supplemental.columns) == synthetic.METADATA_COLUMNS
+    assert len(supplemental) == 8
+    assert supplemental["path"].str.startswith("supplemental_landmarks/").all()
+    train = pd.read_csv(dataset / "train.csv")
+    assert not set(supplemental["sequence_id"]) & set(train["sequence_id"])
+    pool = synthetic.make_sentence_pool(np.random.default_rng(0))
+    assert len(pool) == len(set(pool)) == 500
+    assert all(len(sentence) <= vocab.MAX_PHRASE_LENGTH for sentence in pool)
+    summary = synthetic.summarize(dataset, "supplemental")
+    assert summary["sequences"] == 8
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
+    small = {"sequences": 6, "participants": 3, "sequences_per_file": 4}
+    _generate(tmp_path / "a", **small)
+    _generate(tmp_path / "b", **small)
+    _generate(tmp_path / "c", seed=1, **small)
+    first, again, other = (_hashes(tmp_path / name) for name in "abc")
+    assert first == again
+    assert first["train.csv"] != other["train.csv"]
+    parquet = {name for name in first if name.endswith(".parquet")}
+    assert parquet and not parquet & {name for name in other if name.endswith(".parquet")}
+
+
+def test_letter_shapes_do_not_depend_on_the_seed():
+    alphabet, _ = synthetic._build_alphabet()
+    np.testing.assert_array_equal(alphabet, synthetic.ALPHABET)
+    assert alphabet.shape == (vocab.NUM_CHARACTERS + 1, synthetic.NUM_SHAPE_PARAMETERS)
+    images = synthetic._image_shape(alphabet[: vocab.NUM_CHARACTERS])
+    distance = np.linalg.norm(images[:, None] - images[None], axis=-1).mean(-1)
+    np.fill_diagonal(distance, np.inf)
+    j, i = vocab.CHAR_TO_ID["j"], vocab.CHAR_TO_ID["i"]
+    distance[i, j] = distance[j, i] = np.inf  # "j" is "i" plus a movement, by design
+    assert distance.min() >= synthetic.MIN_SHAPE_DISTANCE
+
+
+def test_statistics_close_to_the_real_data(tmp_path):
+    """Real (fixtures README): length 17.8 +- 5.7, ~9 frames/char, ~41 % no hand, left missing
+    ~89 %, right ~52 %, some left-handed signers. Tolerances cover the spread between seeds."""
+    summary = _generate(tmp_path, sequences=240, participants=20, sequences_per_file=1000)
+    assert summary["sequences"] == 240 and summary["files"] == 1
+    assert 16.3 <= summary["phrase_length"]["mean"] <= 19.3
+    assert 4.3 <= summary["phrase_length"]["std"] <= 7.0
+    assert summary["phrase_length"]["max"] <= 31
+    assert 7.0 <= summary["frames_per_character"] <= 11.0
+    assert 120 <= summary["frames"]["mean"] <= 200
+    assert 33 <= summary["no_hand_frames_pct"] <= 50
+    assert 84 <= summary["left_hand_missing_pct"] <= 95
+    assert 44 <= summary["right_hand_missing_pct"] <= 60
+    assert 1 <= summary["left_handed_signers"] <= 5
+
+
+def test_phrases_look_like_the_competitions():
+    rng = np.random.default_rng(0)
+    phrases = [synthetic.make_phrase(rng) for _ in range(3000)]
+    assert not vocab.unknown_characters("".join(phrases))
+    assert set("".join(phrases)) == set(vocab.CHAR_TO_ID)  # every character occurs
+    kinds = {
+        "phone": r"^\+?[\d\-\.\(\) ]{10,}$",
+        "url": r"(^www\.|\.(com|org|net|io)\b|@)",
+        "address": r"^\d+ [a-z]",
+        "name": r"^([dm]rs?\.|ms\.)? ?[a-z]+ ([a-z]+ )?[a-z]+(-[a-z]+)?$",
+    }
+    for kind, pattern in kinds.items():
+        share = np.mean([bool(re.search(pattern, phrase)) for phrase in phrases])
+        assert share > 0.05, kind
+
+
+def _normalised(points: np.ndarray) -> np.ndarray:
+    """(N, n, 2) -> position- and scale-free shape vectors."""
+    centred = points - points.mean(1, keepdims=True)
+    radius = np.sqrt((centred**2).sum((1, 2), keepdims=True) / points.shape[1])
+    return (centred / radius).reshape(len(points), -1)
+
+
+def _held_letters(signers, seed: int, difficulty: float):
+    """Hand and lip shapes of frames where a letter is held, with the letter's id."""
+    hands, lips, labels = [], [], []
+    characters = np.array(list(vocab.CHAR_TO_ID))
+    for index, signer in enumerate(signers):
+        rng = np.random.default_rng([seed, index])
+        phrase = "".join(rng.permutation(characters))  # every letter once
+        rendered = synthetic.render_sequence(phrase, signer, rng, difficulty)
+        hand = synthetic.hand_from_block(rendered.landmarks, "right_hand")[..., :2]
+        keep = (rendered.holding >= 0) & ~np.isnan(hand).any((1, 2))
+        face = synthetic.hand_from_block(rendered.landmarks, "face")[..., :2]
+        hands.append(_normalised(hand[keep]))
+        lips.append(_normalised(face[keep][:, landmarks.LIPS_LANDMARKS]))
+        labels.append(np.array([vocab.CHAR_TO_ID[phrase[k]] for k in rendered.holding[keep]]))
+    return np.concatenate(hands), np.concatenate(lips), np.concatenate(labels)
+
+
+def _nearest_centroid_accuracy(train, train_labels, test, test_labels) -> float:
+    classes = np.unique(train_labels)
+    centroids = np.stack([train[train_labels == c].mean(0) for c in classes])
+    nearest = classes[np.argmin(((test[:, None] - centroids[None]) ** 2).sum(-1), 1)]
+    return float((nearest == test_labels).mean())
+
+
+@pytest.mark.parametrize(("difficulty", "least"), [(0.0, 0.95), (0.6, 0.5)])
+def test_letters_readable_from_hands_of_unseen_signers_not_from_lips(difficulty, least):
+    signers = [
+        synthetic.sample_signer(np.random.default_rng([5, i]), i, False, difficulty)
+        for i in range(11)
+    ]
+    hands, lips, labels = _held_letters(signers[:8], 1, difficulty)
+    new_hands, new_lips, new_labels = _held_letters(signers[8:], 2, difficulty)
+    assert len(np.unique(labels)) > 50 and len(new_labels) > 100
+    chance = 1 / vocab.NUM_CHARACTERS
+    assert _nearest_centroid_accuracy(hands, labels, new_hands, new_labels) > least
+    assert _nearest_centroid_accuracy(lips, labels, new_lips, new_labels) < 3 * chance
+
+
+def test_harder_is_harder():
+    accuracies = []
+    for difficulty in (0.2, 1.0):
+        signers = [
+            synthetic.sample_signer(np.random.default_rng([6, i]), i, False, difficulty)
+            for i in range(8)
+        ]
+        hands, _, labels = _held_letters(signers[:6], 1, difficulty)
+        new_hands, _, new_labels = _held_letters(signers[6:], 2, difficulty)
+        accuracies.append(_nearest_centroid_accuracy(hands, labels, new_hands, new_labels))
+    assert accuracies[0] > accuracies[1] + 0.2
+
+
+def _signer(**changes) -> synthetic.Signer:
+    signer = synthetic.sample_signer(np.random.default_rng(7), 1, False, 0.0)
+    return dataclasses.replace(signer, **changes)
+
+
+@pytest.mark.parametrize("slides", [True, False])
+def test_doubled_letters_move(slides):
+    """ "ll" is not a long "l": the hand slides aside (or bounces) between the two."""
+    signer = _signer(slides_doubles=slides, dropout=0.0, point_noise=0.0, frame_jitter=0.0)
+    rendered = synthetic.render_sequence("all", signer, np.random.default_rng(0), 0.0)
+    wrist = synthetic.hand_from_block(rendered.landmarks, "right_hand")[:, 0, :2]
+    first_l, second_l = (wrist[rendered.holding == k].mean(0) for k in (1, 2))
+    between = (rendered.letter == 2) & (rendered.holding == -1)
+    unit = signer.hand_length
+    if slides:
+        assert abs(second_l[0] - first_l[0]) > 0.3 * unit * signer.aspect
+    else:
+        assert wrist[between, 1].max() - first_l[1] > 0.2 * unit
+
+
+def test_j_and_z_move_during_their_letter():
+    signer = _signer(dropout=0.0, point_noise=0.0, frame_jitter=0.0)
+    for still, moving in (("i", "j"), ("d", "z")):
+        travel = []
+        for phrase in (f"a{still}a", f"a{moving}a"):
+            rendered = synthetic.render_sequence(phrase, signer, np.random.default_rng(0), 0.0)
+            wrist = synthetic.hand_from_block(rendered.landmarks, "right_hand")[:, 0, :2]
+            path = wrist[rendered.letter == 1]
+            travel.append(np.linalg.norm(np.diff(path, axis=0), axis=1).sum())
+        assert travel[1] > travel[0] + 0.3 * signer.hand_length, (still, moving)
+
+
+def test_left_handed_signers_sign_with_the_left_hand():
+    signer = synthetic.sample_signer(np.random.default_rng(3), 1, True, 0.6)
+    rendered = synthetic.render_sequence("left handed", signer, np.random.default_rng(0), 0.6)
+    left = ~np.isnan(rendered.landmarks[:, synthetic._columns("left_hand", 0)]).any(1)
+    right = ~np.isnan(rendered.landmarks[:, synthetic._columns("right_hand", 0)]).any(1)
+    assert left.sum() > 3 * right.sum()
+    wrist_x = synthetic.hand_from_block(rendered.landmarks, "left_hand")[left, 0, 0]
+    assert np.mean(wrist_x) > 0.5  # the person's left hand is on the image's right
+
+
+def test_render_rejects_characters_outside_the_map():
+    signer = synthetic.sample_signer(np.random.default_rng(0), 1, False, 0.6)
+    with pytest.raises(vocab.VocabularyError, match="not in the map"):
+        synthetic.render_sequence("Hello", signer, np.random.default_rng(0), 0.6)
+
+
+def test_bad_config_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="difficulty must be in"):
+        _generate(tmp_path, difficulty=1.5)
+    with pytest.raises(ValueError, match="sequences must be >= 1"):
+        _generate(tmp_path, sequences=0)
+    assert not (tmp_path / "train.csv").exists()
+
+
+def test_summarize_names_the_file_and_sequence_that_are_wrong(tmp_path):
+    _generate(tmp_path, sequences=4, participants=2, sequences_per_file=4)
+    train = pd.read_csv(tmp_path / "train.csv")
+    extra = train.iloc[[0]].assign(sequence_id=123)
+    extra.pipe(lambda frame: pd.concat([train, frame])).to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(ValueError, match=rf"{train['path'][0]}.*sequence 123"):
+        synthetic.summarize(tmp_path)
+    train.assign(path="train_landmarks/1.parquet").to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(FileNotFoundError, match="1.parquet"):
+        synthetic.summarize(tmp_path)
+    with pytest.raises(FileNotFoundError, match="supplemental_metadata.csv"):
+        synthetic.summarize(tmp_path, "supplemental")
+
+
+def test_main_writes_and_prints_the_summary(tmp_path, capsys):
+    out = tmp_path / "data"
+    code = synthetic.main(
+        ["--out", str(out), "--sequences", "5", "--participants", "2", "--seed", "3"]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "train: 5 sequences in 1 files, 2 participants" in printed
+    for line in ("phrase length", "frames per character", "frames with no hand", "left hand"):
+        assert line in printed
+    assert len(pd.read_csv(out / "train.csv")) == 5
+    with pytest.raises(SystemExit):
+        synthetic.main(["--out", str(out), "--difficulty", "2"])
