@@ -5,9 +5,10 @@ The per-sequence steps (``clean_sequence`` then ``resize_frames``) have a Tensor
 equal, so the model sees at inference exactly what it saw in training.
 
 ``run`` reads only the 164 selected columns of each parquet file (column projection), processes
-files in parallel worker processes, and keeps one finished file per ``out/.parts/*.npz`` so a
-killed run resumes where it stopped. The final arrays are streamed to disk part by part, so peak
-memory follows the largest file, not the dataset.
+files in parallel worker processes, and keeps each finished file in ``out/.parts/`` (frames
+``.npy``, then a ``.json`` summary that marks it complete) so a killed run resumes where it
+stopped. The final arrays are streamed to disk part by part, so peak memory follows the largest
+file, not the dataset. ``.parts/`` is removed once the outputs are in place.
 
 Choices that differ from the reference notebook (V6), on purpose:
 
@@ -32,18 +33,21 @@ import shutil
 import sys
 from collections import Counter
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from aslfr_lib import atomic, landmarks, vocab
 from aslfr_lib.config import add_arguments, from_args, load_yaml, param, to_dict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TRAIN_CSV = "train.csv"
 SUPPLEMENTAL_CSV = "supplemental_metadata.csv"
@@ -182,13 +186,16 @@ class RunningMoments:
         values = np.asarray(values).reshape(-1, self.count.shape[0])
         step = max(1, MOMENT_BLOCK_VALUES // self.count.shape[0])
         for start in range(0, len(values), step):
-            self._merge(values[start : start + step].astype(np.float64))
+            self._merge(values[start : start + step])
 
     def _merge(self, block: np.ndarray) -> None:
-        present = block != 0
-        count = present.sum(axis=0).astype(np.float64)
-        mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(count, 1)
-        m2 = (np.where(present, block - mean, 0.0) ** 2).sum(axis=0)
+        # Zeros add nothing to the sums, so no masking is needed; float64 sums of coordinates
+        # (|x| ~ 1) keep the block's variance exact to ~1e-12, and blocks merge without loss.
+        count = np.count_nonzero(block, axis=0).astype(np.float64)
+        safe_count = np.maximum(count, 1)
+        mean = np.add.reduce(block, axis=0, dtype=np.float64) / safe_count
+        squares = np.einsum("ij,ij->j", block, block, dtype=np.float64)
+        m2 = np.maximum(squares - count * mean**2, 0.0)
         total = self.count + count
         delta = mean - self.mean
         safe_total = np.maximum(total, 1)
@@ -225,6 +232,10 @@ def compute_normalisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def read_metadata(data_dir: str | Path, supplemental: bool = False) -> pd.DataFrame:
     """The listed sequences, validated: required columns, no rows missing, unique sequence ids."""
+    # Imported here, not at the top: worker processes import this module and never need pandas
+    # (it would add about a second to every worker's start).
+    import pandas as pd
+
     data_dir = Path(data_dir)
     names = [TRAIN_CSV] + ([SUPPLEMENTAL_CSV] if supplemental else [])
     tables = []
@@ -292,12 +303,13 @@ INVALID_REASONS = ("empty_phrase", "unknown_characters", "zero_rows")
 class FileTask:
     path: str  # as written in train.csv, relative to the data folder
     absolute: str
-    part: str
+    part: str  # out/.parts/<name>: frames in <part>.npy, then <part>.json marks it complete
     key: str
     sequence_ids: tuple[int, ...]
     frames: int
     mirror: bool
     dtype: str
+    threads: bool  # Arrow may decode with several threads (one process) or not (workers)
 
 
 def file_key(config: PreprocessConfig, path: Path, relative: str, ids: list[int]) -> str:
@@ -318,97 +330,141 @@ def file_key(config: PreprocessConfig, path: Path, relative: str, ids: list[int]
 
 def part_name(relative: str) -> str:
     stem = relative[: -len(".parquet")] if relative.endswith(".parquet") else relative
-    return stem.replace("/", "__").replace("\\", "__") + ".npz"
+    return stem.replace("/", "__").replace("\\", "__")
 
 
-def read_selected_columns(path: Path, relative: str, listed: tuple[int, ...]) -> tuple:
+def read_selected_columns(
+    path: Path, relative: str, listed: tuple[int, ...], threads: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(sequence ids per row, [rows, 164] float32) reading only the needed columns."""
     example = ", ".join(map(str, listed[:3])) + (", ..." if len(listed) > 3 else "")
     where = f"{relative} (listed for sequence ids {example})"
     try:
-        parquet = pq.ParquetFile(path)  # parses the footer once: schema and column chunks
+        parquet = pq.ParquetFile(path, pre_buffer=True)  # pre_buffer: coalesced column reads
     except (OSError, pa.ArrowException) as error:
         raise PreprocessError(f"{where}: not a readable parquet file ({error})") from error
+    wanted = [landmarks.INDEX_COLUMN, *landmarks.SELECTED_COLUMNS]
     with parquet:
-        schema = parquet.schema_arrow
-        present = set(schema.names)
-        wanted = [landmarks.INDEX_COLUMN, *landmarks.SELECTED_COLUMNS]
-        missing = [name for name in wanted if name not in present]
-        if missing:
-            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-            raise PreprocessError(f"{where}: missing {len(missing)} column(s): {shown}")
-        for name in wanted:
-            kind = schema.field(name).type
-            if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
-                raise PreprocessError(f"{where}: column {name!r} has type {kind}, expected numbers")
         try:
-            table = parquet.read(columns=wanted)
+            # Columns absent from the file are skipped silently here; checked below. (Not
+            # checked up front: building the 1,630-field Arrow schema costs as much as the read.)
+            table = parquet.read(columns=wanted, use_threads=threads)
         except (OSError, pa.ArrowException) as error:
             raise PreprocessError(f"{where}: corrupt or truncated parquet ({error})") from error
-    row_ids = table.column(landmarks.INDEX_COLUMN).to_numpy()
-    if row_ids.dtype.kind not in "iu":
-        raise PreprocessError(f"{where}: {landmarks.INDEX_COLUMN} has missing values")
+    present = set(table.column_names)
+    missing = [name for name in wanted if name not in present]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise PreprocessError(f"{where}: missing {len(missing)} column(s): {shown}")
+    for field in table.schema:
+        if not (pa.types.is_floating(field.type) or pa.types.is_integer(field.type)):
+            raise PreprocessError(
+                f"{where}: column {field.name!r} has type {field.type}, expected numbers"
+            )
+    index = table.column(landmarks.INDEX_COLUMN)
+    if index.null_count:
+        raise PreprocessError(f"{where}: {landmarks.INDEX_COLUMN} has {index.null_count} nulls")
+    row_ids = index.to_numpy()
+    if row_ids.dtype.kind == "f" and not np.array_equal(row_ids, np.round(row_ids)):
+        raise PreprocessError(f"{where}: {landmarks.INDEX_COLUMN} holds non-integer values")
     values = np.empty((table.num_rows, landmarks.NUM_FEATURES), dtype=np.float32)
-    for index, name in enumerate(landmarks.SELECTED_COLUMNS):
-        values[:, index] = table.column(name).to_numpy(zero_copy_only=False)
+    for column, name in enumerate(landmarks.SELECTED_COLUMNS):
+        values[:, column] = table.column(name).to_numpy(zero_copy_only=False)
     return row_ids.astype(np.int64), values
 
 
 def process_file(task: FileTask) -> dict[str, Any]:
     """Preprocess the listed sequences of one parquet file and write its part atomically."""
-    row_ids, values = read_selected_columns(Path(task.absolute), task.path, task.sequence_ids)
+    row_ids, values = read_selected_columns(
+        Path(task.absolute), task.path, task.sequence_ids, threads=task.threads
+    )
     if len(row_ids) and np.any(np.diff(row_ids) < 0):
         order = np.argsort(row_ids, kind="stable")  # keeps frame order within a sequence
         row_ids, values = row_ids[order], values[order]
     file_ids, starts, counts = np.unique(row_ids, return_index=True, return_counts=True)
     where = {int(s): (int(b), int(c)) for s, b, c in zip(file_ids, starts, counts, strict=True)}
 
+    # clean_sequence for the whole file at once (the per-sequence Python loop then only slices):
+    # NaN -> 0, hand presence per row, hand counts per sequence, mirroring of whole sequences.
+    values[np.isnan(values)] = 0
+    present = (values[:, landmarks.HANDS] != 0).reshape(len(values), 2, -1).any(axis=2)
+    keep = present[:, 0] | present[:, 1]  # (rows,) a hand is visible
+    if len(values):
+        left, right, hands = np.add.reduceat(
+            np.column_stack([present, keep]).astype(np.int64), starts, axis=0
+        ).T
+    else:
+        left = right = hands = np.zeros(0, dtype=np.int64)
+    flip = (left > right) if task.mirror else np.zeros(len(starts), dtype=bool)
+    flip_rows = np.repeat(flip, counts) & keep
+    if flip_rows.any():
+        values[flip_rows] = mirror_frames(values[flip_rows])
+
     dtype = np.dtype(task.dtype)
     found = [s for s in task.sequence_ids if s in where]
     X = np.zeros((len(found), task.frames, landmarks.NUM_FEATURES), dtype=dtype)
-    raw_frames = np.zeros(len(found), dtype=np.int32)
-    hand_frames = np.zeros(len(found), dtype=np.int32)
-    mirrored = np.zeros(len(found), dtype=bool)
+    position = {int(s): i for i, s in enumerate(file_ids)}
+    listed_rows = np.array([position[s] for s in found], dtype=np.int64)
+    raw_frames = counts[listed_rows].astype(np.int64)
+    hand_frames = hands[listed_rows].astype(np.int64)
+    mirrored = flip[listed_rows]
     for row, sequence_id in enumerate(found):
         begin, count = where[sequence_id]
-        frames, mirrored[row] = clean_sequence_and_mirrored(
-            values[begin : begin + count], mirror=task.mirror
-        )
-        raw_frames[row], hand_frames[row] = count, len(frames)
-        X[row] = resize_frames(frames, task.frames)
+        frames = values[begin : begin + count][keep[begin : begin + count]]
+        if len(frames) <= task.frames:
+            X[row, : len(frames)] = frames  # zero padding is already there
+        else:
+            X[row] = resize_frames(frames, task.frames)
 
-    arrays = {
-        "key": np.array(task.key),
-        "X": X,
-        "sequence_ids": np.array(found, dtype=np.int64),
-        "raw_frames": raw_frames,
-        "hand_frames": hand_frames,
-        "mirrored": mirrored,
-        "file_sequence_ids": file_ids.astype(np.int64),
+    # Frames first, summary second (each atomic): a summary on disk means a complete part.
+    atomic.save_npy(task.part + ".npy", X)
+    summary = {
+        "key": task.key,
+        "sequence_ids": found,
+        "raw_frames": raw_frames.tolist(),
+        "hand_frames": hand_frames.tolist(),
+        "mirrored": mirrored.tolist(),
+        "file_sequence_ids": file_ids.tolist(),
     }
-    with atomic.atomic_path(task.part, suffix=".npz") as temporary, open(temporary, "wb") as file:
-        np.savez(file, **arrays)
-    return {name: arrays[name] for name in PART_SUMMARY}
+    atomic.write_json(task.part + ".json", summary)
+    return summary_arrays(summary)
 
 
-# Everything of a part except the frames: small, kept in memory; frames are read at assembly.
-PART_SUMMARY = ("sequence_ids", "raw_frames", "hand_frames", "mirrored", "file_sequence_ids")
+def summary_arrays(summary: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A part's summary (everything but the frames: small, kept in memory) as arrays."""
+    return {
+        "sequence_ids": np.array(summary["sequence_ids"], dtype=np.int64),
+        "raw_frames": np.array(summary["raw_frames"], dtype=np.int64),
+        "hand_frames": np.array(summary["hand_frames"], dtype=np.int64),
+        "mirrored": np.array(summary["mirrored"], dtype=bool),
+        "file_sequence_ids": np.array(summary["file_sequence_ids"], dtype=np.int64),
+    }
 
 
-def load_part_summary(part: str | Path) -> dict[str, Any]:
-    with np.load(part) as stored:
-        return {name: stored[name] for name in PART_SUMMARY}
-
-
-def stored_key(part: Path) -> str | None:
-    """The key a part was written with, or None when absent or unreadable (then recompute)."""
-    if not part.is_file():
-        return None
+def finished_part(task: FileTask) -> dict[str, np.ndarray] | None:
+    """The summary of a part written with this task's key, or None (then it is recomputed)."""
     try:
-        with np.load(part) as stored:
-            return str(stored["key"])
-    except (OSError, ValueError, KeyError, EOFError):
+        summary = json.loads(Path(task.part + ".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    if summary.get("key") != task.key or not Path(task.part + ".npy").is_file():
+        return None
+    return summary_arrays(summary)
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Start method for worker processes.
+
+    Never plain fork: forking a process that already runs Arrow's thread pool can deadlock.
+    forkserver forks workers from a clean server that imported this module once (later runs in
+    the same session reuse it); spawn, where forkserver is missing, starts a fresh interpreter
+    per worker. Both re-import the calling script, which therefore needs a ``__main__`` guard.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["aslfr_lib.preprocess"])
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 def process_files(tasks: list[FileTask], workers: int, progress: bool) -> tuple[dict, int]:
@@ -416,10 +472,11 @@ def process_files(tasks: list[FileTask], workers: int, progress: bool) -> tuple[
     summaries: dict[str, dict[str, Any]] = {}
     todo = []
     for task in tasks:
-        if stored_key(Path(task.part)) == task.key:
-            summaries[task.path] = load_part_summary(task.part)
-        else:
+        summary = finished_part(task)
+        if summary is None:
             todo.append(task)
+        else:
+            summaries[task.path] = summary
     reused = len(summaries)
     bar = tqdm(
         total=len(tasks), initial=reused, desc="preprocess", unit="file", disable=not progress
@@ -430,15 +487,20 @@ def process_files(tasks: list[FileTask], workers: int, progress: bool) -> tuple[
                 summaries[task.path] = process_file(task)
                 bar.update()
             return summaries, reused
-        # spawn: forking a process that already runs Arrow's thread pool can deadlock.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=worker_context()) as pool:
             futures = {pool.submit(process_file, task): task for task in todo}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for future in done:
                     error = future.exception()
+                    if isinstance(error, BrokenProcessPool):
+                        raise RuntimeError(
+                            f"a preprocessing worker died while reading {futures[future].path}: "
+                            "out of memory, or the calling script lacks the "
+                            "`if __name__ == '__main__':` guard that spawned workers need "
+                            "(workers=1 runs in this process)"
+                        ) from error
                     if error is not None:
                         for other in pending:
                             other.cancel()
@@ -494,7 +556,7 @@ class NpyStream:
     def write(self, block: np.ndarray) -> None:
         block = np.ascontiguousarray(block, dtype=self.dtype)
         assert block.shape[1:] == self.shape[1:], (block.shape, self.shape)
-        self.file.write(block.tobytes())
+        self.file.write(block.data)  # the array's own buffer: no extra copy
         self.rows += len(block)
 
     def close(self) -> None:
@@ -536,9 +598,20 @@ def check_sequence_locations(
     return absent, {path: count for path, count in unlisted.items() if count}
 
 
+def remove_stale_temporaries(out_dir: Path) -> None:
+    """Temporary outputs of a run that was killed mid-assembly (``atomic`` names them
+    ``.<target>.<random>.tmp``); a finished or failed run leaves none behind."""
+    if not out_dir.is_dir():
+        return
+    for name in (*ARRAY_FILES, META_FILE):
+        for stale in out_dir.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def run(config: PreprocessConfig, progress: bool = True) -> dict[str, Any]:
     """Preprocess ``config.data`` into ``config.out``; returns a summary (also in meta.json)."""
     data_dir, out_dir = Path(config.data), Path(config.out)
+    remove_stale_temporaries(out_dir)
     listed = read_metadata(data_dir, supplemental=config.supplemental)
 
     exclusions: list[dict[str, Any]] = []
@@ -584,6 +657,7 @@ def run(config: PreprocessConfig, progress: bool = True) -> dict[str, Any]:
                 frames=config.frames,
                 mirror=config.mirror,
                 dtype=config.dtype,
+                threads=config.workers <= 1,
             )
         )
     summaries, reused = process_files(tasks, config.workers, progress)
@@ -629,7 +703,9 @@ def run(config: PreprocessConfig, progress: bool = True) -> dict[str, Any]:
     kept["is_val"] = split_by_participant(
         kept["participant_id"].to_numpy(), config.val_fraction, config.seed
     )
-    summary = assemble(config, tasks, kept, facts, exclusions, unlisted, reused, progress)
+    summary = assemble(
+        config, tasks, summaries, kept, facts, exclusions, unlisted, reused, progress
+    )
     if summary["train"] == 0:  # pragma: no cover - split_by_participant keeps one participant
         raise PreprocessError("the training split is empty")
     shutil.rmtree(out_dir / PARTS_DIR, ignore_errors=True)
@@ -639,6 +715,7 @@ def run(config: PreprocessConfig, progress: bool = True) -> dict[str, Any]:
 def assemble(
     config: PreprocessConfig,
     tasks: list[FileTask],
+    summaries: dict[str, dict[str, np.ndarray]],
     kept: pd.DataFrame,
     facts: dict[int, tuple[int, int, bool]],
     exclusions: list[dict[str, Any]],
@@ -670,9 +747,9 @@ def assemble(
             wanted = {name: by_file[name].get(task.path) for name in splits}
             if all(rows is None for rows in wanted.values()):
                 continue
-            with np.load(task.part) as part:
-                position = {s: i for i, s in enumerate(part["sequence_ids"].tolist())}
-                frames = part["X"]
+            # Memory-mapped: only the rows taken are read, and the pages go with the map.
+            frames = np.load(task.part + ".npy", mmap_mode="r")
+            position = {s: i for i, s in enumerate(summaries[task.path]["sequence_ids"].tolist())}
             for name, rows in wanted.items():
                 if rows is None:
                     continue

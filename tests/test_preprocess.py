@@ -322,15 +322,18 @@ def test_killed_run_resumes_per_file(dataset, tmp_path, monkeypatch):
         pp.run(config, progress=False)
     monkeypatch.undo()
     parts = sorted(p.name for p in (out / pp.PARTS_DIR).iterdir())
-    assert parts == [f"train_landmarks__{i}.npz" for i in (11, 22, 33)]
+    assert parts == [f"train_landmarks__{i}.{ext}" for i in (11, 22, 33) for ext in ("json", "npy")]
     assert not (out / "X_train.npy").exists()
 
     def must_not_run(task):
         raise AssertionError(f"{task.path} was processed again")
 
     monkeypatch.setattr(pp, "process_file", must_not_run)
+    stale = out / ".X_train.npy.k1ll3d.npy.tmp"  # what a SIGKILL during assembly leaves
+    stale.write_bytes(b"half an array")
     summary = pp.run(config, progress=False)
     assert summary["files_reused"] == 3
+    assert not stale.exists()
     monkeypatch.undo()
     reference = tmp_path / "reference"
     pp.run(config_for(root, reference), progress=False)
@@ -514,3 +517,44 @@ def test_phrase_that_pandas_would_read_as_missing_stays_text(tmp_path):
     )
     pp.run(config_for(root, tmp_path / "o", val_fraction=0), progress=False)
     assert vocab.decode(pp.load_processed(tmp_path / "o").y_train[0]) == "null"
+
+
+def test_column_of_wrong_type(good_run):
+    root, out, before = good_run
+    path = root / "train_landmarks/11.parquet"
+    table = pd.read_parquet(path)
+    table["y_left_hand_7"] = "oops"
+    table.to_parquet(path)
+    fails(root, out, before, "train_landmarks/11.parquet", "y_left_hand_7", "1001")
+
+
+# ----------------------------------------------------------------------------------------------
+# Integration with the synthetic dataset generator
+
+
+@pytest.mark.slow
+def test_run_on_synthetic_dataset(tmp_path):
+    synthetic = pytest.importorskip("aslfr_lib.synthetic")
+    data = tmp_path / "synthetic"
+    synthetic.generate(
+        synthetic.SynthConfig(
+            out=str(data), sequences=24, participants=4, seed=3, sequences_per_file=8
+        ),
+        progress=False,
+    )
+    summary = pp.run(config_for(data, tmp_path / "out", frames=32), progress=False)
+    processed = pp.load_processed(tmp_path / "out")
+    assert summary["files"] == 3
+    assert summary["train"] + summary["val"] + summary["excluded"] == 24
+    assert summary["train"] > 0 and summary["val"] > 0
+    train, val = processed.meta["train"], processed.meta["val"]
+    assert not set(train["participant_ids"]) & set(val["participant_ids"])
+
+    # The projected read equals the whole file read with pandas, sequence by sequence.
+    listed = pd.read_csv(data / "train.csv", keep_default_na=False).set_index("sequence_id")
+    for row, sequence_id in enumerate(train["sequence_ids"][:6]):
+        whole = pd.read_parquet(data / listed.loc[sequence_id, "path"])
+        raw = whole.loc[[sequence_id], landmarks.SELECTED_COLUMNS].to_numpy(np.float32)
+        np.testing.assert_array_equal(processed.X_train[row], pp.preprocess_sequence(raw, 32))
+        assert vocab.decode(processed.y_train[row]) == listed.loc[sequence_id, "phrase"]
+    assert np.all(processed.stds > 0) and np.isfinite(processed.means).all()
