@@ -16,6 +16,12 @@ from typing import Any
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` on success."""
@@ -25,6 +31,7 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent
     )
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
     temporary = Path(temporary)
     try:
         yield temporary
