@@ -39,7 +39,8 @@ clean-venv:
 
 # MediaPipe's video environment (`aslfr extract`, `aslfr predict VIDEO`): its own venv, because
 # mediapipe 0.10.21 pins numpy<2 and protobuf<5 while TensorFlow 2.21 needs protobuf>=6.31.
-# requirements-video.txt pins every package, so it installs with --no-deps (see its header).
+# requirements-video.txt pins every package, so it installs with --no-deps (see its header);
+# --no-compile because byte-compiling all of matplotlib, pandas and mediapipe doubles the time.
 VIDEO_VENV := .venv-video
 VIDEO_STAMP := $(VIDEO_VENV)/.installed
 
@@ -49,6 +50,6 @@ video-env: $(VIDEO_STAMP)
 
 $(VIDEO_STAMP): requirements-video.txt pyproject.toml
 	test -x $(VIDEO_VENV)/bin/python || $(PYTHON) -m venv $(VIDEO_VENV)
-	$(VIDEO_VENV)/bin/python -m pip install -q --no-deps -r requirements-video.txt
+	$(VIDEO_VENV)/bin/python -m pip install -q --no-deps --no-compile -r requirements-video.txt
 	$(VIDEO_VENV)/bin/python -m pip install -q --no-deps -e .
 	touch $(VIDEO_STAMP)

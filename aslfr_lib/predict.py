@@ -45,7 +45,7 @@ class Prediction:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    model: Path = config.param(None, "submission.zip (or folder) with model.tflite")
+    model: Path | None = config.param(None, "submission.zip (or folder) with model.tflite")
     sequence_id: int | None = config.param(
         None, "parquet: only this sequence (default: all); video: the id to label it with"
     )

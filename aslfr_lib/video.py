@@ -59,7 +59,7 @@ class VideoError(ValueError):
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    out: Path = config.param(None, "parquet file to write (competition layout)")
+    out: Path | None = config.param(None, "parquet file to write (competition layout)")
     sequence_id: int = config.param(0, "sequence_id written as the index of every row")
     progress: bool = config.param(True, "show a progress bar over frames")
 
