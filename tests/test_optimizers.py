@@ -369,6 +369,63 @@ def test_learning_rate_scheduler_callback_drives_the_wrapper():
     assert float(model.optimizer.inner_optimizer.learning_rate) == pytest.approx(rates[-1])
 
 
+DATA_PARALLEL_SCRIPT = """
+import contextlib, os, sys
+import numpy as np, keras
+from aslfr_lib.optimizers import build_optimizer
+from aslfr_lib.schedules import EpochWarmupCosine
+
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    names = [d.name for d in tf.config.list_logical_devices("CPU")]
+    parallel = lambda: tf.distribute.MirroredStrategy(devices=names).scope()
+else:
+    def parallel():
+        devices = keras.distribution.list_devices()
+        assert len(devices) == 2, devices
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return contextlib.nullcontext()
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 4)).astype("float32")
+y = x.sum(1, keepdims=True)
+weights = {}
+for mode in ("single", "parallel"):
+    keras.utils.set_random_seed(0)
+    with parallel() if mode == "parallel" else contextlib.nullcontext():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="tanh"),
+                                  keras.layers.Dense(1)])
+        optimizer = build_optimizer("radam_lookahead", EpochWarmupCosine(4, 6, 1, 1e-2), 0.05)
+        model.compile(optimizer=optimizer, loss="mse")
+    model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)  # 12 steps, 2 syncs
+    assert int(np.asarray(optimizer.iterations.numpy())) == 12
+    weights[mode] = model.get_weights()
+difference = max(np.abs(a - b).max() for a, b in zip(weights["single"], weights["parallel"]))
+print("max difference", difference)
+sys.exit(0 if difference < 1e-5 else 1)
+"""
+
+
+@pytest.mark.slow
+def test_data_parallel_training_matches_one_device(tmp_path):
+    """The training code's multi-device modes (TF MirroredStrategy, JAX DataParallel) over two
+    CPU devices train exactly as one device does; run in a fresh process to split the CPU."""
+    script = tmp_path / "data_parallel.py"
+    script.write_text(DATA_PARALLEL_SCRIPT)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "max difference" in result.stdout
+
+
 # ------------------------------------------------------------------------------ other backend
 def run_on_other_backend(test_file: str) -> None:
     """Rerun ``test_file`` under the other Keras backend in a subprocess; fail if it fails.
