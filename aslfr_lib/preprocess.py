@@ -17,8 +17,8 @@ Choices that differ from the reference notebook (V6), on purpose:
   slots. The reference keeps both hand slots as recorded.
 - ``min_frames_per_char``: the reference V6 notebook loads pre-made arrays and shows no length
   filter. We drop sequences with fewer than 2 hand frames per character (real data averages about
-  9 frames, some 5 with a hand, per character): such a sequence cannot show every letter and mostly
-  teaches the decoder to guess. ``0`` keeps every sequence that has at least one hand frame.
+  9 frames per character, about 5 of them with a hand): such a sequence cannot show every letter
+  and mostly teaches the decoder to guess. ``0`` keeps every sequence with at least one hand frame.
 - Sequences with no hand frame at all are always excluded (their input would be all padding).
 """
 
@@ -59,7 +59,7 @@ ARRAY_FILES = ("X_train.npy", "y_train.npy", "X_val.npy", "y_val.npy", "means.np
 META_FILE = "meta.json"
 # Normalisation divides by the std; a near-constant column would blow values up instead.
 MIN_STD = 1e-6
-# Sequences per block when accumulating moments, to bound float64 temporaries (~40 MB).
+# Values per block when accumulating moments, to bound float64 temporaries (~40 MB).
 MOMENT_BLOCK_VALUES = 5_000_000
 
 
@@ -218,11 +218,9 @@ def compute_normalisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Zeros are "missing" and are ignored (the model keeps them zero); works on memory maps in
     chunks.
     """
+    X = np.asarray(X)  # a memory map stays one: blocks are read as they are reduced
     moments = RunningMoments(X.shape[-1])
-    rows = X.reshape(-1, X.shape[-1]) if isinstance(X, np.ndarray) else np.asarray(X)
-    step = max(1, MOMENT_BLOCK_VALUES // X.shape[-1])
-    for start in range(0, len(rows), step):
-        moments.update(np.asarray(rows[start : start + step]))
+    moments.update(X.reshape(-1, X.shape[-1]))
     return moments.result()
 
 
@@ -254,12 +252,16 @@ def read_metadata(data_dir: str | Path, supplemental: bool = False) -> pd.DataFr
         if table.empty:
             raise PreprocessError(f"{path}: no sequences listed (the file has no rows)")
         for column in ("sequence_id", "participant_id", "file_id"):
-            if not pd.api.types.is_integer_dtype(table[column]):
-                bad = table.loc[pd.to_numeric(table[column], errors="coerce").isna(), column]
+            if pd.api.types.is_integer_dtype(table[column]):
+                continue
+            numbers = pd.to_numeric(table[column], errors="coerce")
+            bad = table.loc[numbers.isna() | (numbers % 1 != 0), column]
+            if len(bad):
                 raise PreprocessError(
                     f"{path}: column {column!r} must hold integers; first bad value "
-                    f"{bad.iloc[0]!r}" + (f" ({len(bad)} bad rows)" if len(bad) > 1 else "")
+                    f"{bad.iloc[0]!r} (row {bad.index[0] + 2} of the file, {len(bad)} bad in all)"
                 )
+            table[column] = numbers.astype(np.int64)
         table = table[list(CSV_COLUMNS)].copy()
         table["csv"] = name
         tables.append(table)
@@ -309,7 +311,6 @@ class FileTask:
     frames: int
     mirror: bool
     dtype: str
-    threads: bool  # Arrow may decode with several threads (one process) or not (workers)
 
 
 def file_key(config: PreprocessConfig, path: Path, relative: str, ids: list[int]) -> str:
@@ -334,7 +335,7 @@ def part_name(relative: str) -> str:
 
 
 def read_selected_columns(
-    path: Path, relative: str, listed: tuple[int, ...], threads: bool = True
+    path: Path, relative: str, listed: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(sequence ids per row, [rows, 164] float32) reading only the needed columns."""
     example = ", ".join(map(str, listed[:3])) + (", ..." if len(listed) > 3 else "")
@@ -348,7 +349,7 @@ def read_selected_columns(
         try:
             # Columns absent from the file are skipped silently here; checked below. (Not
             # checked up front: building the 1,630-field Arrow schema costs as much as the read.)
-            table = parquet.read(columns=wanted, use_threads=threads)
+            table = parquet.read(columns=wanted)
         except (OSError, pa.ArrowException) as error:
             raise PreprocessError(f"{where}: corrupt or truncated parquet ({error})") from error
     present = set(table.column_names)
@@ -375,9 +376,7 @@ def read_selected_columns(
 
 def process_file(task: FileTask) -> dict[str, Any]:
     """Preprocess the listed sequences of one parquet file and write its part atomically."""
-    row_ids, values = read_selected_columns(
-        Path(task.absolute), task.path, task.sequence_ids, threads=task.threads
-    )
+    row_ids, values = read_selected_columns(Path(task.absolute), task.path, task.sequence_ids)
     if len(row_ids) and np.any(np.diff(row_ids) < 0):
         order = np.argsort(row_ids, kind="stable")  # keeps frame order within a sequence
         row_ids, values = row_ids[order], values[order]
@@ -657,7 +656,6 @@ def run(config: PreprocessConfig, progress: bool = True) -> dict[str, Any]:
                 frames=config.frames,
                 mirror=config.mirror,
                 dtype=config.dtype,
-                threads=config.workers <= 1,
             )
         )
     summaries, reused = process_files(tasks, config.workers, progress)

@@ -558,3 +558,16 @@ def test_run_on_synthetic_dataset(tmp_path):
         np.testing.assert_array_equal(processed.X_train[row], pp.preprocess_sequence(raw, 32))
         assert vocab.decode(processed.y_train[row]) == listed.loc[sequence_id, "phrase"]
     assert np.all(processed.stds > 0) and np.isfinite(processed.means).all()
+
+
+def test_train_csv_with_bad_ids_or_empty_phrase(good_run, tmp_path):
+    root, out, before = good_run
+    listed = pd.read_csv(root / "train.csv", keep_default_na=False).astype({"sequence_id": object})
+    listed.loc[3, "sequence_id"] = "12x"
+    listed.to_csv(root / "train.csv", index=False)
+    fails(root, out, before, "train.csv", "sequence_id", "'12x'", "row 5")
+
+    listed.loc[3, "sequence_id"] = "1004.0"  # integral floats are fine
+    listed.loc[listed["sequence_id"] == 1006, "phrase"] = ""
+    listed.to_csv(root / "train.csv", index=False)
+    fails(root, out, before, "train_landmarks/22.parquet", "1006", "empty")
