@@ -1,0 +1,221 @@
+"""Competition score of a trained model: ``aslfr evaluate`` and ``evaluate(model, X, y)``.
+
+The competition's metric is the normalised total Levenshtein distance: with N the total number
+of target characters and D the sum of the distances between each prediction and its target,
+score = (N - D) / N (1 is perfect; an empty prediction for everything scores 0; worse than
+empty is negative).
+
+Scoring functions need only numpy, pandas and rapidfuzz (no Keras); ``evaluate`` decodes with
+the model and imports Keras then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rapidfuzz.distance import Levenshtein
+
+from aslfr_lib import atomic
+from aslfr_lib.config import add_arguments, from_args, param
+
+WORST_SHOWN = 10
+
+
+def levenshtein_distances(targets: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
+    """Edit distance of each prediction to its target (int64)."""
+    if len(targets) != len(predictions):
+        raise ValueError(f"{len(targets)} targets but {len(predictions)} predictions")
+    return np.array(
+        [Levenshtein.distance(t, p) for t, p in zip(targets, predictions, strict=True)],
+        dtype=np.int64,
+    )
+
+
+def competition_score(targets: Sequence[str], predictions: Sequence[str]) -> float:
+    """(N - D) / N over all sequences: N target characters, D total Levenshtein distance."""
+    characters = sum(len(t) for t in targets)
+    if characters == 0:
+        raise ValueError("targets have no characters: the score is undefined")
+    distance = int(levenshtein_distances(targets, predictions).sum())
+    return (characters - distance) / characters
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+    """Score and per-sequence table (``sequence_id`` when known, target, prediction, distance)."""
+
+    score: float
+    mean_distance: float
+    table: pd.DataFrame
+    worst: pd.DataFrame
+
+    @property
+    def distances(self) -> np.ndarray:
+        return self.table["distance"].to_numpy()
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly numbers."""
+        return {
+            "score": float(self.score),
+            "mean_distance": float(self.mean_distance),
+            "sequences": len(self.table),
+            "characters": int(self.table["target"].str.len().sum()),
+            "total_distance": int(self.table["distance"].sum()),
+            "exact_matches": int((self.table["distance"] == 0).sum()),
+        }
+
+
+def evaluate_phrases(
+    targets: Sequence[str],
+    predictions: Sequence[str],
+    sequence_ids: Sequence[int] | None = None,
+    worst: int = WORST_SHOWN,
+) -> EvaluationResult:
+    """Score phrases already decoded; ``worst`` rows with the largest distances kept apart."""
+    distances = levenshtein_distances(targets, predictions)
+    table = pd.DataFrame(
+        {"target": list(targets), "prediction": list(predictions), "distance": distances}
+    )
+    if sequence_ids is not None:
+        table.insert(0, "sequence_id", np.asarray(sequence_ids, dtype=np.int64))
+    ranked = table.assign(length=table["target"].str.len())
+    ranked = ranked.sort_values(["distance", "length"], ascending=[False, True], kind="stable")
+    return EvaluationResult(
+        score=competition_score(targets, predictions),
+        mean_distance=float(distances.mean()) if len(distances) else 0.0,
+        table=table,
+        worst=ranked.drop(columns="length").head(worst),
+    )
+
+
+def evaluate(
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    sequence_ids: Sequence[int] | None = None,
+    batch_size: int = 256,
+    worst: int = WORST_SHOWN,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Batched greedy decoding of ``X`` with ``model``, scored against target ids ``y``."""
+    from aslfr_lib.decoding import greedy_decode, ids_to_phrases
+
+    if len(X) != len(y):
+        raise ValueError(f"{len(X)} frame sequences but {len(y)} targets")
+    predictions = ids_to_phrases(greedy_decode(model, X, batch_size, progress=progress))
+    return evaluate_phrases(ids_to_phrases(y), predictions, sequence_ids, worst)
+
+
+def baseline_scores(train_phrases: Sequence[str], targets: Sequence[str]) -> dict[str, float]:
+    """Scores of predictions that ignore the input, the floor a model must clear.
+
+    ``empty``: predict nothing (what a model that only emits PAD/EOS gets: 0 by definition);
+    ``most_common_phrase``: always the training set's most frequent phrase;
+    ``most_common_character``: the most frequent training character, repeated to the mean
+    training phrase length.
+    """
+    common_phrase = collections.Counter(train_phrases).most_common(1)[0][0]
+    characters = collections.Counter("".join(train_phrases))
+    mean_length = round(float(np.mean([len(p) for p in train_phrases])))
+    common_characters = characters.most_common(1)[0][0] * mean_length
+    return {
+        "empty": competition_score(targets, [""] * len(targets)),
+        "most_common_phrase": competition_score(targets, [common_phrase] * len(targets)),
+        "most_common_character": competition_score(targets, [common_characters] * len(targets)),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    model: str = param("outputs/train", "run folder (uses best.keras) or a .keras file")
+    processed: str = param("data/processed", "folder of preprocessed arrays")
+    split: str = param("val", "val or train")
+    out: str | None = param(None, "folder for the metrics JSON, table and plot (default: model's)")
+    batch_size: int = param(256, "sequences per greedy-decoding batch")
+    worst: int = param(WORST_SHOWN, "worst predictions to print")
+    backend: str = param("tensorflow", "Keras backend: tensorflow or jax")
+
+
+def model_path(model: str | Path) -> Path:
+    """A ``.keras`` file, or a run folder's ``best.keras`` (else ``last.keras``)."""
+    path = Path(model)
+    if path.is_dir():
+        for name in ("best.keras", "last.keras"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path}: no best.keras or last.keras (train a model first)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    return path
+
+
+def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult, dict[str, Path]]:
+    """Evaluate a saved model on a processed split; writes metrics, table and plot."""
+    from aslfr_lib import plots
+    from aslfr_lib.training import import_keras
+
+    if config.split not in ("val", "train"):
+        raise ValueError(f"split must be 'val' or 'train', got {config.split!r}")
+    path = model_path(config.model)
+    keras = import_keras(config.backend)
+    from aslfr_lib.data import load_training_data
+
+    data = load_training_data(config.processed)
+    X, y = data.split(config.split)
+    if len(X) == 0:
+        raise ValueError(
+            f"{config.processed}: the {config.split} split is empty; try --split train"
+        )
+    model = keras.saving.load_model(path, compile=False)
+    result = evaluate(
+        model, X, y, data.sequence_ids(config.split), config.batch_size, config.worst, progress
+    )
+    out = Path(config.out) if config.out else path.parent
+    files = {
+        "metrics": out / f"evaluation_{config.split}.json",
+        "predictions": out / f"predictions_{config.split}.csv",
+        "distances": out / f"distance_distribution_{config.split}.png",
+    }
+    summary = {**result.summary(), "model": str(path), "split": config.split}
+    atomic.write_json(files["metrics"], summary)
+    atomic.write_text(files["predictions"], result.table.to_csv(index=False))
+    title = f"{config.split} Levenshtein distance distribution"
+    plots.save_figure(plots.plot_distance_distribution(result.distances, title), files["distances"])
+    return result, files
+
+
+def main(argv: list[str]) -> int:
+    from aslfr_lib.training import BackendError
+
+    parser = argparse.ArgumentParser(prog="aslfr evaluate", description=__doc__.split("\n")[0])
+    add_arguments(parser, EvaluateConfig)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        config = from_args(EvaluateConfig, args)
+        result, files = run(config, progress=not args.quiet)
+    except (ValueError, FileNotFoundError, BackendError) as error:
+        print(f"aslfr evaluate: error: {error}", file=sys.stderr)
+        return 1
+    print(f"score: {result.score:.4f}  mean Levenshtein distance: {result.mean_distance:.3f}")
+    print(f"worst {len(result.worst)} predictions:")
+    with pd.option_context("display.width", 160, "display.max_colwidth", 40):
+        print(result.worst.to_string(index=False))
+    print("written: " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,549 @@
+"""Training: ``aslfr train --processed DIR --out DIR`` and ``train(TrainConfig) -> TrainResult``.
+
+One run folder holds everything a run needs to continue after a kill (``--resume``):
+
+    last.keras     model + optimizer state after the last finished epoch (the learning rate
+                   schedule reads the optimizer's step counter, so it resumes at the right value)
+    best.keras     best validation competition score so far (no validation split: = last)
+    history.csv    one row per epoch: lr, loss, top1, top5, val_* and val_score
+    history.json   the same as lists, plus the run state (epochs done, best epoch and score)
+    config.json    the TrainConfig of the run
+    lr_schedule.png, loss.png, top1.png, top5.png
+
+Keras is imported inside ``train`` after ``KERAS_BACKEND`` is set from ``--backend``; this
+module's import does not import Keras (the command line imports it first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aslfr_lib import atomic
+from aslfr_lib.config import add_arguments, from_args, load_yaml, param, to_dict
+from aslfr_lib.model import ArchitectureConfig, ModelConfig
+from aslfr_lib.vocab import PAD
+
+LAST_MODEL = "last.keras"
+BEST_MODEL = "best.keras"
+HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+CONFIG_JSON = "config.json"
+EXAMPLES_SHOWN = 5
+
+CHOICES = {
+    "warmup_method": ("exp", "log"),
+    "optimizer": ("radam_lookahead", "radam", "adamw"),
+    "backend": ("tensorflow", "jax"),
+    "mixed_precision": ("none", "bfloat16", "float16"),
+    "devices": ("one", "all"),
+}
+# Fields a resumed run must share with the run it continues (they shape the saved model, the
+# optimizer state or the learning-rate schedule).
+RESUME_FIXED = (
+    *(f.name for f in dataclasses.fields(ArchitectureConfig)),
+    "epochs",
+    "batch_size",
+    "lr_max",
+    "warmup_epochs",
+    "warmup_method",
+    "weight_decay_ratio",
+    "optimizer",
+    "sma_threshold",
+    "lookahead_sync_period",
+    "label_smoothing",
+    "mixed_precision",
+    "seed",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(ArchitectureConfig):
+    """The model's architecture fields (flat: ``--encoder-dim 192``) plus how to train it.
+
+    Frames per sequence and features per frame are not settings: they come from the data.
+    """
+
+    processed: str = param("data/processed", "folder of preprocessed arrays (aslfr preprocess)")
+    out: str = param("outputs/train", "run folder: checkpoints, history, plots")
+    epochs: int = param(100, "epochs (one epoch = every training sequence once)")
+    batch_size: int = param(64, "sequences per training step")
+    lr_max: float = param(1e-3, "peak learning rate")
+    warmup_epochs: int = param(10, "epochs of warmup before the cosine decay")
+    warmup_method: str = param("exp", "warmup shape: exp (halves per epoch) or log (tenths)")
+    weight_decay_ratio: float = param(0.05, "decoupled weight decay per step, as a ratio of lr")
+    optimizer: str = param("radam_lookahead", "radam_lookahead (reference), radam or adamw")
+    sma_threshold: float = param(4.0, "RAdam's rectification threshold")
+    lookahead_sync_period: int = param(5, "Lookahead: fast steps between synchronisations")
+    label_smoothing: float = param(0.25, "label smoothing of the cross-entropy")
+    backend: str = param("tensorflow", "Keras backend: tensorflow or jax")
+    mixed_precision: str = param("none", "none, bfloat16 or float16 compute")
+    devices: str = param("one", "one device, or all (data parallel over every GPU)")
+    seed: int = param(42, "seed of weights, dropout and epoch order")
+    resume: bool = param(False, "continue the run in --out from its last finished epoch")
+    examples_every: int = param(5, "print decoded validation phrases every N epochs (0: never)")
+    score_every: int = param(1, "validation competition score every N epochs (and the last)")
+    decode_batch_size: int = param(256, "sequences per batch when greedy decoding")
+    verbose: int = param(1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("epochs", "batch_size", "decode_batch_size", "score_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be in 0..epochs, got {self.warmup_epochs}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run produced. ``history`` maps each column to one value per epoch."""
+
+    out: Path
+    model: Any
+    history: dict[str, list[float]]
+    epochs_completed: int
+    best_epoch: int  # 1-based; 0 if none
+    best_score: float | None  # validation competition score of best.keras (None: no val split)
+    last_path: Path
+    best_path: Path
+    seconds: float
+    plots: dict[str, Path] = dataclasses.field(default_factory=dict)
+
+
+class BackendError(RuntimeError):
+    """Keras is already imported on another backend than the one asked for."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Backend, precision and devices
+
+
+def import_keras(backend: str) -> Any:
+    """Import Keras on ``backend``; an error if Keras is already imported on another one."""
+    if "keras" in sys.modules:
+        keras = sys.modules["keras"]
+        current = keras.backend.backend()
+        if current != backend:
+            raise BackendError(
+                f"Keras is already imported with the {current!r} backend; {backend!r} was asked "
+                f"for. Set KERAS_BACKEND={backend} before anything imports keras (for a notebook: "
+                "restart the kernel)."
+            )
+        return keras
+    os.environ["KERAS_BACKEND"] = backend
+    import keras
+
+    return keras
+
+
+@contextlib.contextmanager
+def dtype_policy(keras: Any, mixed_precision: str) -> Iterator[None]:
+    """Set the global dtype policy for building the model; restore the previous one after."""
+    previous = keras.config.dtype_policy()
+    policy = "float32" if mixed_precision == "none" else f"mixed_{mixed_precision}"
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+@contextlib.contextmanager
+def device_scope(keras: Any, devices: str) -> Iterator[int]:
+    """Where to build and train; yields the number of data-parallel replicas.
+
+    ``all``: JAX shards each batch over ``keras.distribution.list_devices()`` (the GPUs, else the
+    CPUs) with ``DataParallel``; TensorFlow builds and trains under a ``MirroredStrategy`` over
+    the GPUs (else every logical CPU device, which is how the tests run it).
+    """
+    if devices == "one":
+        yield 1
+        return
+    if keras.backend.backend() == "jax":
+        previous = keras.distribution.distribution()
+        device_list = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=device_list))
+        try:
+            yield len(device_list)
+        finally:
+            keras.distribution.set_distribution(previous)
+        return
+    import tensorflow as tf  # TF-specific: the strategy lives only here
+
+    names = [d.name for d in tf.config.list_logical_devices("GPU")]
+    names = names or [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices=names)
+    with strategy.scope():
+        yield strategy.num_replicas_in_sync
+
+
+# ----------------------------------------------------------------------------------------------
+# Model, optimizer and checkpoints
+
+
+def learning_rates(config: TrainConfig) -> list[float]:
+    """The learning rate of each epoch (what the optimizer's schedule uses)."""
+    from aslfr_lib.schedules import schedule
+
+    return schedule(config.epochs, config.warmup_epochs, config.lr_max, config.warmup_method)
+
+
+def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
+    """Optimizer (per-epoch warmup + cosine schedule), masked loss, top-1/top-5 metrics."""
+    from aslfr_lib.losses import MaskedCrossEntropy
+    from aslfr_lib.metrics import character_metrics
+    from aslfr_lib.optimizers import build_optimizer
+    from aslfr_lib.schedules import EpochWarmupCosine
+
+    schedule = EpochWarmupCosine(
+        steps_per_epoch, config.epochs, config.warmup_epochs, config.lr_max, config.warmup_method
+    )
+    optimizer = build_optimizer(
+        config.optimizer,
+        schedule,
+        config.weight_decay_ratio,
+        sma_threshold=config.sma_threshold,
+        sync_period=config.lookahead_sync_period,
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=MaskedCrossEntropy(config.label_smoothing),
+        metrics=character_metrics(),
+    )
+
+
+def save_model_atomically(model: Any, path: Path) -> None:
+    """``model.save`` into a temporary folder beside ``path``, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as folder:
+        temporary = Path(folder) / path.name  # Keras insists on the .keras suffix
+        model.save(temporary)
+        os.replace(temporary, path)
+
+
+def copy_atomically(source: Path, target: Path) -> None:
+    with atomic.atomic_path(target) as temporary:
+        shutil.copyfile(source, temporary)
+
+
+def _json_value(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def write_history(out: Path, history: dict[str, list[float]], state: dict[str, Any]) -> None:
+    import pandas as pd
+
+    atomic.write_text(out / HISTORY_CSV, pd.DataFrame(history).to_csv(index=False))
+    plain = {key: [_json_value(v) for v in values] for key, values in history.items()}
+    atomic.write_json(out / HISTORY_JSON, {"state": state, "history": plain})
+
+
+def read_history(out: Path) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    data = json.loads((out / HISTORY_JSON).read_text(encoding="utf-8"))
+    history = {
+        key: [math.nan if v is None else float(v) for v in values]
+        for key, values in data["history"].items()
+    }
+    return history, data["state"]
+
+
+def check_resumable(config: TrainConfig, out: Path) -> None:
+    """A resumed run must keep the settings that its saved model and optimizer depend on."""
+    path = out / CONFIG_JSON
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: cannot check what the run was trained with")
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    current = to_dict(config)
+    changed = [name for name in RESUME_FIXED if saved.get(name) != current[name]]
+    if changed:
+        details = ", ".join(f"{n}: {saved.get(n)!r} -> {current[n]!r}" for n in changed)
+        raise ValueError(
+            f"--resume of {out} with different settings ({details}); use the run's own settings "
+            "or a new --out"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Sanity checks (the reference's sections 25, 26, 29 and 30 as one function)
+
+
+def sanity_checks(
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    batch_size: int = 64,
+    repeats: int = 3,
+    label_smoothing: float = 0.25,
+) -> dict[str, Any]:
+    """Checks of an (untrained) model on up to ``batch_size`` sequences.
+
+    Returns ``inference_deterministic`` (same logits every ``training=False`` call),
+    ``training_changes_outputs`` (share of logits that dropout changes with ``training=True``;
+    the reference asserted > 0.99), ``nan_predictions`` (count of non-finite logits),
+    ``pad_only_accuracy`` (share of PAD targets: the accuracy of always predicting PAD, the
+    reference's "baseline"), ``untrained_loss``, ``untrained_top1``/``untrained_top5`` and
+    ``initial_logits`` (the flat logits, for ``plots.plot_logits_histogram``).
+    """
+    from keras import ops
+
+    from aslfr_lib.losses import masked_cross_entropy
+    from aslfr_lib.metrics import MaskedTopKAccuracy
+
+    frames = np.asarray(X[:batch_size], dtype=np.float32)
+    targets = np.asarray(y[:batch_size], dtype=np.int32)
+    inputs = {"frames": frames, "phrase": targets}
+    logits = ops.convert_to_numpy(model(inputs, training=False))
+    deterministic = all(
+        np.array_equal(logits, ops.convert_to_numpy(model(inputs, training=False)))
+        for _ in range(repeats)
+    )
+    changed = min(
+        float(np.mean(logits != ops.convert_to_numpy(model(inputs, training=True))))
+        for _ in range(repeats)
+    )
+    accuracies = {}
+    for k in (1, 5):
+        metric = MaskedTopKAccuracy(k)
+        metric.update_state(targets, logits)
+        accuracies[k] = float(ops.convert_to_numpy(metric.result()))
+    loss = masked_cross_entropy(targets, logits, label_smoothing)
+    return {
+        "inference_deterministic": bool(deterministic),
+        "training_changes_outputs": changed,
+        "nan_predictions": int(np.count_nonzero(~np.isfinite(logits))),
+        "pad_only_accuracy": float(np.mean(np.asarray(y) == PAD)),
+        "untrained_loss": float(ops.convert_to_numpy(loss)),
+        "untrained_top1": accuracies[1],
+        "untrained_top5": accuracies[5],
+        "initial_logits": logits.reshape(-1),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# The end of every epoch: score, checkpoints, history, examples
+
+
+class EpochEnd:
+    """Runs after every epoch (through a ``LambdaCallback``): no Keras import at module level.
+
+    Order matters for a kill at any moment: ``last.keras`` first, then ``best.keras``, then the
+    history, whose state records the epochs done. On resume the optimizer's step counter (saved
+    in ``last.keras``) decides the epoch, so a kill between the two writes loses nothing.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        config: TrainConfig,
+        data: Any,
+        history: dict[str, list[float]],
+        state: dict[str, Any],
+    ):
+        self.model = model
+        self.config = config
+        self.data = data
+        self.history = history
+        self.state = state
+        self.out = Path(config.out)
+        self.rates = learning_rates(config)
+
+    def _score(self, epoch: int) -> tuple[float, list[str], list[str]] | None:
+        from aslfr_lib.decoding import greedy_decode, ids_to_phrases
+        from aslfr_lib.evaluation import competition_score
+
+        last = epoch + 1 == self.config.epochs
+        if not self.data.has_validation or not (last or (epoch + 1) % self.config.score_every == 0):
+            return None
+        ids = greedy_decode(self.model, self.data.X_val, self.config.decode_batch_size)
+        predictions = ids_to_phrases(ids)
+        targets = ids_to_phrases(self.data.y_val)
+        return competition_score(targets, predictions), targets, predictions
+
+    def _examples(self, epoch: int, scored) -> None:
+        every = self.config.examples_every
+        if every <= 0 or (epoch + 1) % every:
+            return
+        from aslfr_lib.decoding import greedy_decode, ids_to_phrases
+
+        if scored is not None:
+            targets, predictions = scored[1][:EXAMPLES_SHOWN], scored[2][:EXAMPLES_SHOWN]
+        else:
+            X, y = self.data.split("val" if self.data.has_validation else "train")
+            targets = ids_to_phrases(y[:EXAMPLES_SHOWN])
+            predictions = ids_to_phrases(greedy_decode(self.model, X[:EXAMPLES_SHOWN]))
+        split = "validation" if self.data.has_validation else "training"
+        lines = [f"epoch {epoch + 1}: {split} examples (target | prediction)"]
+        lines += [f"  {t!r:36} | {p!r}" for t, p in zip(targets, predictions, strict=True)]
+        print("\n".join(lines), flush=True)
+
+    def __call__(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = dict(logs or {})
+        scored = self._score(epoch)
+        record = {"epoch": epoch + 1, "lr": self.rates[epoch]}
+        for name in ("loss", "top1", "top5", "val_loss", "val_top1", "val_top5"):
+            if name in logs:
+                record[name] = float(logs[name])
+        if self.data.has_validation:
+            record["val_score"] = math.nan if scored is None else float(scored[0])
+        for key, value in record.items():
+            self.history.setdefault(key, []).append(value)
+
+        save_model_atomically(self.model, self.out / LAST_MODEL)
+        improved = scored is not None and (
+            self.state["best_score"] is None or scored[0] > self.state["best_score"]
+        )
+        if improved or not self.data.has_validation:
+            copy_atomically(self.out / LAST_MODEL, self.out / BEST_MODEL)
+            self.state["best_epoch"] = epoch + 1
+            if scored is not None:
+                self.state["best_score"] = float(scored[0])
+        self.state["epochs_completed"] = epoch + 1
+        write_history(self.out, self.history, self.state)
+        if scored is not None:
+            best = self.state["best_score"]
+            print(
+                f"epoch {epoch + 1}: validation score {scored[0]:.4f} (best {best:.4f} at epoch "
+                f"{self.state['best_epoch']})",
+                flush=True,
+            )
+        self._examples(epoch, scored)
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+
+
+def _save_plots(out: Path, config: TrainConfig, history: dict[str, list[float]]) -> dict:
+    from aslfr_lib import plots
+
+    paths = {"lr_schedule": out / "lr_schedule.png"}
+    plots.save_figure(plots.plot_lr_schedule(learning_rates(config)), paths["lr_schedule"])
+    for metric in ("loss", "top1", "top5"):
+        curves = {k: history[k] for k in (metric, f"val_{metric}") if k in history}
+        if metric in curves and len(curves[metric]):
+            paths[metric] = out / f"{metric}.png"
+            plots.save_figure(plots.plot_history(curves), paths[metric])
+    return paths
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train (or, with ``resume``, continue) a run; see the module docstring for its files."""
+    started = time.perf_counter()
+    keras = import_keras(config.backend)
+    from aslfr_lib.data import ShuffledBatches, load_training_data
+    from aslfr_lib.model import build_model
+
+    out = Path(config.out)
+    data = load_training_data(config.processed)
+    model_config = ModelConfig.from_architecture(
+        config, frames=data.X_train.shape[1], features=data.X_train.shape[2]
+    )
+    steps_per_epoch = math.ceil(len(data.X_train) / config.batch_size)
+    resuming = config.resume and (out / LAST_MODEL).exists()
+    if config.resume and not resuming:
+        print(f"aslfr train: nothing to resume in {out}; starting a new run", flush=True)
+    if resuming:
+        check_resumable(config, out)
+    elif (out / LAST_MODEL).exists():
+        print(f"aslfr train: {out} holds a previous run; starting over", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+
+    with dtype_policy(keras, config.mixed_precision), device_scope(keras, config.devices) as n:
+        if config.batch_size % n:
+            raise ValueError(f"batch_size {config.batch_size} must be divisible by {n} devices")
+        if resuming:
+            model = keras.saving.load_model(out / LAST_MODEL)
+            initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
+            history, state = read_history(out) if (out / HISTORY_JSON).exists() else ({}, {})
+            history = {key: values[:initial_epoch] for key, values in history.items()}
+            state = {"best_score": None, "best_epoch": 0, **state}
+            if state.get("best_epoch", 0) > initial_epoch:
+                state.update(best_score=None, best_epoch=0)
+            print(f"aslfr train: resuming {out} at epoch {initial_epoch + 1}", flush=True)
+        else:
+            model = build_model(model_config, means=data.means, stds=data.stds)
+            compile_model(model, config, steps_per_epoch)
+            initial_epoch, history = 0, {}
+            state = {"best_score": None, "best_epoch": 0}
+            atomic.write_json(out / CONFIG_JSON, to_dict(config))
+        state["epochs_completed"] = initial_epoch
+
+        train_batches = ShuffledBatches(
+            data.X_train, data.y_train, config.batch_size, seed=config.seed, epoch=initial_epoch
+        )
+        val_batches = None
+        if data.has_validation:
+            val_batches = ShuffledBatches(
+                data.X_val,
+                data.y_val,
+                config.batch_size,
+                shuffle=False,
+                full_batches=n > 1,  # replicas need equal shares; 1 device: no repeats
+            )
+        epoch_end = EpochEnd(model, config, data, history, state)
+        if initial_epoch < config.epochs:
+            model.fit(
+                train_batches,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                validation_data=val_batches,
+                callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=epoch_end)],
+                verbose=config.verbose,
+            )
+    plots = _save_plots(out, config, history)
+    return TrainResult(
+        out=out,
+        model=model,
+        history=history,
+        epochs_completed=state["epochs_completed"],
+        best_epoch=state["best_epoch"],
+        best_score=state["best_score"],
+        last_path=out / LAST_MODEL,
+        best_path=out / BEST_MODEL,
+        seconds=time.perf_counter() - started,
+        plots=plots,
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="aslfr train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="YAML file of TrainConfig fields (flags override)")
+    add_arguments(parser, TrainConfig)
+    args = parser.parse_args(argv)
+    base = load_yaml(args.config) if args.config else {}
+    try:
+        config = from_args(TrainConfig, args, **base)
+        result = train(config)
+    except (ValueError, FileNotFoundError, BackendError) as error:
+        print(f"aslfr train: error: {error}", file=sys.stderr)
+        return 1
+    best = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
+    print(
+        f"aslfr train: {result.epochs_completed} epochs in {result.seconds:.0f} s; best "
+        f"validation score {best} (epoch {result.best_epoch}); models in {result.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
