@@ -336,3 +336,17 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def plot_architecture(model, path: str | Path) -> Path | None:
+    """Keras' architecture diagram as a PNG, or ``None`` with a printed reason when pydot or
+    graphviz is missing (the diagram is optional; nothing else depends on it)."""
+    import keras
+
+    path = Path(path)
+    try:
+        keras.utils.plot_model(model, to_file=str(path), show_shapes=True, expand_nested=True)
+    except (ImportError, OSError) as error:
+        print(f"architecture diagram skipped: {error} (install pydot and graphviz to draw it)")
+        return None
+    return path
