@@ -24,7 +24,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from rapidfuzz.distance import Levenshtein
 from tqdm.auto import tqdm
 
 from aslfr_lib import config as configs
+from aslfr_lib.evaluation import competition_score  # TF-free: numpy and rapidfuzz
 from aslfr_lib.runner import (
     HarnessRunner,
     SequenceError,
@@ -142,18 +143,6 @@ class SubmissionReport:
                 f"{self.zip_bytes / 1e6:.2f} MB zip",
             ]
         )
-
-
-def competition_score(truths: Iterable[str], predictions: Iterable[str]) -> float:
-    """Kaggle's metric: ``(N - D) / N`` over all sequences (1 is perfect, can go below 0)."""
-    truths, predictions = list(truths), list(predictions)
-    if len(truths) != len(predictions):
-        raise ValueError(f"{len(truths)} truths but {len(predictions)} predictions")
-    characters = sum(len(t) for t in truths)
-    if characters == 0:
-        raise ValueError("the true phrases hold no characters; the score is undefined")
-    distance = sum(Levenshtein.distance(t, p) for t, p in zip(truths, predictions, strict=True))
-    return (characters - distance) / characters
 
 
 def read_train_csv(data: str | Path) -> pd.DataFrame:
