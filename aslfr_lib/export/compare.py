@@ -1,0 +1,64 @@
+"""Keras vs TFLite on the same sequences: the exported file must say what the model says.
+
+The Keras side is what evaluation does (numpy preprocessing, then ``decoding.greedy_decode``);
+the TFLite side is what Kaggle does (raw frames into ``model.tflite`` through
+``runner.HarnessRunner``). A mismatch means the export or the in-graph preprocessing differs
+from training; with float32 weights there should be none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aslfr_lib.decoding import greedy_decode, ids_to_phrases
+from aslfr_lib.export.inference import model_frames
+from aslfr_lib.preprocess import preprocess_sequence
+from aslfr_lib.runner import HarnessRunner, Submission
+from aslfr_lib.submission import iter_sequences, select_sequences
+
+COLUMNS = ["sequence_id", "frames", "phrase", "keras", "tflite", "match"]
+
+
+def compare_predictions(
+    model: Any,
+    submission: str | Path | Submission,
+    data: str | Path,
+    processed: str | Path | None = None,
+    split: str = "val",
+    limit: int | None = None,
+    mirror: bool = True,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """One row per sequence: the true phrase, Keras's and the .tflite's greedy phrases, match.
+
+    ``mirror`` must be the setting the model's training data was preprocessed with (the export
+    bakes the same one into the graph).
+    """
+    runner = HarnessRunner(submission, num_threads=1)
+    rows, _ = select_sequences(data, processed, split, limit)
+    frames_per_sequence = model_frames(model)
+    records, inputs = [], []
+    for row, frames in iter_sequences(data, rows, runner.selected_columns, progress):
+        records.append(
+            {
+                "sequence_id": int(row.sequence_id),
+                "frames": len(frames),
+                "phrase": str(row.phrase),
+                "tflite": runner.predict_phrase(frames),
+            }
+        )
+        inputs.append(preprocess_sequence(frames, frames=frames_per_sequence, mirror=mirror))
+    keras_phrases = ids_to_phrases(greedy_decode(model, np.stack(inputs), progress=progress))
+    table = pd.DataFrame(records)
+    table["keras"] = keras_phrases
+    table["match"] = table["keras"] == table["tflite"]
+    return table[COLUMNS]
+
+
+def match_rate(table: pd.DataFrame) -> float:
+    """Share of sequences whose Keras and TFLite phrases are identical."""
+    return float(table["match"].mean()) if len(table) else float("nan")

@@ -1,0 +1,344 @@
+"""The export stage: trained ``.keras`` -> ``submission.zip``, and the checks notebook 03 shows.
+
+``aslfr export --model DIR --out DIR [--fp16]`` loads ``DIR/best.keras`` (or ``last.keras``),
+builds ``export.inference.InferenceModule``, converts it with builtin ops only, refuses a file
+over the size limit and writes ``model.tflite``, ``inference_args.json`` and ``submission.zip``.
+With ``--data`` it then runs the harness check (``aslfr_lib.submission.check_submission``) and
+the Keras-vs-TFLite comparison on the processed validation split (or the first ``--limit``
+sequences of train.csv) and writes ``stage_metrics.json`` for the pipeline.
+
+Notebook 03 calls the same functions one per cell: ``export_submission``,
+``compare_predictions``, ``check_submission``, ``submission_files``, ``write_stage_metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from aslfr_lib import atomic
+from aslfr_lib.config import add_arguments, from_args, load_yaml, param, to_dict
+from aslfr_lib.export import tflite
+from aslfr_lib.export.artifacts import SubmissionPaths, write_submission
+from aslfr_lib.export.inference import InferenceModule, model_frames
+from aslfr_lib.submission import (
+    DEFAULT_TEST_SEQUENCES,
+    PROCESSED_META,
+    SubmissionReport,
+    check_submission,
+    split_sequence_ids,
+)
+
+CHECKPOINTS = ("best", "last")
+STAGE_METRICS = "stage_metrics.json"
+
+
+class ExportError(ValueError):
+    """A model or setting that cannot be exported (names the file and what is wrong)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    model: str = param("outputs/model", "trained model folder (best.keras, last.keras) or a .keras")
+    out: str = param("outputs/submission", "folder for model.tflite, inference_args.json, zip")
+    checkpoint: str = param("best", "checkpoint of the model folder: best or last")
+    fp16: bool = param(False, "float16 weights: half the file, same phrases in practice")
+    dynamic_range: bool = param(
+        False, "int8 weights, float activations: a quarter of the file, faster; check the score"
+    )
+    skip_empty_frames: bool = param(
+        True, "encoder over frames with landmarks only (exact: empty frames are masked anyway)"
+    )
+    mirror: bool | None = param(
+        None, "flip left-handed sequences in the graph (default: as --processed was made, else on)"
+    )
+    max_size_mb: float = param(tflite.MAX_MODEL_MB, "largest model.tflite accepted (Kaggle: 40)")
+    processed: str | None = param(
+        None, "processed folder: its mirroring setting and the validation split for the checks"
+    )
+    data: str | None = param(None, "competition-layout dataset: run the harness check on it")
+    limit: int | None = param(None, "check only the first N sequences (default: all selected)")
+    test_sequences: int = param(
+        DEFAULT_TEST_SEQUENCES, "hidden test set size for the run-time estimate"
+    )
+
+    def __post_init__(self) -> None:
+        if self.checkpoint not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
+        tflite.quantization_of(self.fp16, self.dynamic_range)
+        if self.max_size_mb <= 0:
+            raise ValueError(f"max_size_mb must be > 0, got {self.max_size_mb}")
+
+    @property
+    def quantization(self) -> str:
+        return tflite.quantization_of(self.fp16, self.dynamic_range)
+
+
+@dataclasses.dataclass
+class ExportResult:
+    paths: SubmissionPaths
+    checkpoint: str  # the .keras file exported ("<in memory>" for a model object)
+    quantization: str
+    mirror: bool
+    skip_empty_frames: bool
+    frames: int
+    model_bytes: int
+    zip_bytes: int
+    seconds: float  # build + conversion + writing
+    model: Any = dataclasses.field(repr=False)  # the Keras model, for comparisons
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "model_tflite": str(self.paths.model),
+            "inference_args": str(self.paths.inference_args),
+            "submission_zip": str(self.paths.zip),
+            "checkpoint": self.checkpoint,
+            "quantization": self.quantization,
+            "mirror": self.mirror,
+            "skip_empty_frames": self.skip_empty_frames,
+            "frames": self.frames,
+            "model_mb": round(self.model_bytes / 1e6, 3),
+            "zip_mb": round(self.zip_bytes / 1e6, 3),
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def require_tensorflow_backend() -> None:
+    """The export traces ``keras.ops`` into a TF graph, which only the TF backend produces."""
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError(
+            f"the export needs the TensorFlow Keras backend, this process uses "
+            f"{keras.backend.backend()!r}; run it with KERAS_BACKEND=tensorflow"
+        )
+
+
+def checkpoint_path(model: str | Path, checkpoint: str = "best") -> Path:
+    """``model`` itself if it is a ``.keras`` file, else ``model/<checkpoint>.keras``."""
+    path = Path(model)
+    if path.suffix != ".keras":
+        path = path / f"{checkpoint}.keras"
+    if not path.is_file():
+        raise ExportError(
+            f"{path}: no such model file; `aslfr train --out DIR` writes DIR/best.keras "
+            "and DIR/last.keras"
+        )
+    return path
+
+
+def _with_float32_policies(config: Any) -> Any:
+    """A model config with every mixed-precision dtype policy replaced by float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+            name = config.get("config", {}).get("name", "")
+            if name.startswith("mixed_"):
+                return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _with_float32_policies(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_with_float32_policies(value) for value in config]
+    return config
+
+
+def float32_model(model: Any) -> Any:
+    """``model`` computing in float32: TFLite has no bfloat16 kernels, and a mixed-precision
+    model would otherwise be traced in bfloat16. Weights are float32 in both, so they carry over.
+    """
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in _layers_within(model)):
+        return model
+    rebuilt = model.__class__.from_config(_with_float32_policies(model.get_config()))
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def _layers_within(model: Any) -> list[Any]:
+    """``model`` and the layers of it and its nested models (sub-layers follow their parent's
+    dtype policy, so these decide the compute dtype)."""
+    found = [model]
+    for layer in model.layers:
+        found.extend(_layers_within(layer) if isinstance(layer, keras.Model) else [layer])
+    return found
+
+
+def load_trained_model(model: str | Path, checkpoint: str = "best") -> tuple[Any, Path]:
+    """The Keras model of a training run (float32), and the file it came from."""
+    require_tensorflow_backend()
+    path = checkpoint_path(model, checkpoint)
+    import aslfr_lib.layers  # noqa: F401 - registers the custom layers for deserialization
+
+    try:  # compile=False: losses, metrics and the optimizer are not needed to export
+        loaded = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a bad or foreign file
+        raise ExportError(f"{path}: cannot load the Keras model ({error})") from error
+    return float32_model(loaded), path
+
+
+def processed_mirror(processed: str | Path) -> bool:
+    """The ``mirror`` setting the processed data was made with (meta.json)."""
+    path = Path(processed) / PROCESSED_META
+    if not path.is_file():
+        raise ExportError(f"{path}: no such file; run `aslfr preprocess --out {processed}` first")
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return bool(meta["config"]["mirror"])
+    except KeyError:
+        raise ExportError(f"{path}: has no config.mirror") from None
+
+
+def check_processed_frames(processed: str | Path, frames: int) -> None:
+    """The model's frame count must be the one the processed data was resized to."""
+    path = Path(processed) / PROCESSED_META
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    made = meta.get("config", {}).get("frames")
+    if made is not None and int(made) != frames:
+        raise ExportError(
+            f"{path}: data resized to {made} frames, but the model takes {frames}; "
+            "export the model trained on this data"
+        )
+
+
+def resolve_mirror(config: ExportConfig) -> bool:
+    if config.mirror is not None:
+        return config.mirror
+    return processed_mirror(config.processed) if config.processed else True
+
+
+def export_model(
+    model: Any,
+    out: str | Path,
+    quantization: str = "float32",
+    mirror: bool = True,
+    skip_empty_frames: bool = True,
+    max_size_mb: float = tflite.MAX_MODEL_MB,
+    checkpoint: str = "<in memory>",
+) -> ExportResult:
+    """Convert a Keras model into the submission files in ``out``; nothing is written when the
+    conversion fails or the file is too large."""
+    require_tensorflow_backend()
+    started = time.perf_counter()
+    model = float32_model(model)
+    module = InferenceModule(model, mirror=mirror, skip_empty_frames=skip_empty_frames)
+    model_bytes = tflite.convert(module, quantization)
+    tflite.check_size(len(model_bytes), max_size_mb)
+    paths = write_submission(out, model_bytes)
+    return ExportResult(
+        paths=paths,
+        checkpoint=checkpoint,
+        quantization=quantization,
+        mirror=mirror,
+        skip_empty_frames=module.skip_empty_frames,
+        frames=module.frames,
+        model_bytes=len(model_bytes),
+        zip_bytes=paths.zip.stat().st_size,
+        seconds=time.perf_counter() - started,
+        model=model,
+    )
+
+
+def export_submission(config: ExportConfig, model: Any = None) -> ExportResult:
+    """The export of ``config`` (``model``: a Keras model to use instead of ``config.model``)."""
+    checkpoint = "<in memory>"
+    if model is None:
+        model, path = load_trained_model(config.model, config.checkpoint)
+        checkpoint = str(path)
+    if config.processed:
+        check_processed_frames(config.processed, model_frames(model))
+    return export_model(
+        model,
+        config.out,
+        quantization=config.quantization,
+        mirror=resolve_mirror(config),
+        skip_empty_frames=config.skip_empty_frames,
+        max_size_mb=config.max_size_mb,
+        checkpoint=checkpoint,
+    )
+
+
+def check_selection(config: ExportConfig) -> dict[str, Any]:
+    """Which sequences the checks use: the processed validation split when it has any,
+    otherwise train.csv (keyword arguments of ``check_submission``/``compare_predictions``)."""
+    processed = None
+    if config.processed and split_sequence_ids(config.processed, "val"):
+        processed = config.processed
+    return {"processed": processed, "split": "val", "limit": config.limit}
+
+
+def check_exported(config: ExportConfig, result: ExportResult, progress: bool = True):
+    """Harness check and Keras-vs-TFLite table of an export on ``config.data``."""
+    from aslfr_lib.export.compare import compare_predictions
+
+    if not config.data:
+        raise ExportError("the checks need a dataset: set data (--data)")
+    selection = check_selection(config)
+    report = check_submission(
+        result.paths.zip,
+        config.data,
+        test_sequences=config.test_sequences,
+        progress=progress,
+        **selection,
+    )
+    table = compare_predictions(
+        result.model, result.paths.zip, config.data, mirror=result.mirror, **selection
+    )
+    return report, table
+
+
+def stage_metrics(
+    result: ExportResult,
+    report: SubmissionReport | None = None,
+    comparison: Any = None,
+) -> dict[str, Any]:
+    """What the pipeline's metrics.json records for this stage (``score``: the harness score)."""
+    metrics: dict[str, Any] = {"export": result.summary()}
+    if report is not None:
+        metrics["check"] = report.summary()
+        metrics["score"] = report.score
+    if comparison is not None and len(comparison):
+        metrics["keras_tflite_match"] = float(comparison["match"].mean())
+        metrics["keras_tflite_compared"] = int(len(comparison))
+    return metrics
+
+
+def write_stage_metrics(
+    out: str | Path,
+    result: ExportResult,
+    report: SubmissionReport | None = None,
+    comparison: Any = None,
+) -> dict[str, Any]:
+    """Write ``stage_metrics.json`` into ``out`` (atomically); returns its content."""
+    metrics = stage_metrics(result, report, comparison)
+    atomic.write_json(Path(out) / STAGE_METRICS, metrics)
+    return metrics
+
+
+def run(config: ExportConfig, model: Any = None, progress: bool = True) -> dict[str, Any]:
+    """Export, then (with ``data``) check; writes and returns the stage metrics."""
+    result = export_submission(config, model)
+    report = comparison = None
+    if config.data:
+        report, comparison = check_exported(config, result, progress)
+    metrics = write_stage_metrics(config.out, result, report, comparison)
+    metrics["config"] = to_dict(config)
+    return metrics
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="aslfr export", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="YAML file of ExportConfig fields (flags override)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_arguments(parser, ExportConfig)
+    args = parser.parse_args(argv)
+    try:
+        base = load_yaml(args.config) if args.config else {}
+        config = from_args(ExportConfig, args, **base)
+        metrics = run(config, progress=not args.quiet)
+    except (tflite.ConversionError, ValueError, OSError) as error:  # ExportError: ValueError
+        print(f"aslfr export: error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(metrics, indent=1, default=str))
+    return 0
