@@ -454,3 +454,14 @@ def test_mirror_follows_the_processed_data(dataset, tmp_path):
     assert stage.resolve_mirror(export.ExportConfig(processed=str(tmp_path), mirror=True))
     with pytest.raises(export.ExportError, match="resized to 64 frames, but the model takes 32"):
         stage.check_processed_frames(processed, 32)
+
+
+def test_max_steps_stops_decoding_early(model, raw_sequences, harness):
+    """The benchmark's fixed phrase length: the first steps as usual, PAD after them."""
+    raw = max(sample_raw(raw_sequences, 24), key=lambda r: len(harness.predict_phrase(r)))
+    full = np.argmax(harness.outputs(raw), axis=1)
+    assert (full[:3] < vocab.NUM_CHARACTERS).all()  # three characters before any EOS
+    stopped = inference.InferenceModule(model, max_steps=3)(raw)["outputs"].numpy()
+    ids = np.argmax(stopped, axis=1)
+    np.testing.assert_array_equal(ids[:3], full[:3])
+    assert (ids[3:] == vocab.PAD).all()

@@ -7,8 +7,9 @@ With ``--data`` it then runs the harness check (``aslfr_lib.submission.check_sub
 the Keras-vs-TFLite comparison on the processed validation split (or the first ``--limit``
 sequences of train.csv) and writes ``stage_metrics.json`` for the pipeline.
 
-Notebook 03 calls the same functions one per cell: ``export_submission``,
-``compare_predictions``, ``check_submission``, ``submission_files``, ``write_stage_metrics``.
+Notebook 03 calls the same functions, one per cell: ``export_submission``, ``keras_vs_tflite``,
+``harness_check`` (its ``latencies_ms`` for ``plots.plot_latency_histogram``),
+``submission_files`` and ``write_stage_metrics``.
 """
 
 from __future__ import annotations
@@ -268,24 +269,37 @@ def check_selection(config: ExportConfig) -> dict[str, Any]:
     return {"processed": processed, "split": "val", "limit": config.limit}
 
 
-def check_exported(config: ExportConfig, result: ExportResult, progress: bool = True):
-    """Harness check and Keras-vs-TFLite table of an export on ``config.data``."""
-    from aslfr_lib.export.compare import compare_predictions
-
+def _require_data(config: ExportConfig) -> str:
     if not config.data:
-        raise ExportError("the checks need a dataset: set data (--data)")
-    selection = check_selection(config)
-    report = check_submission(
+        raise ExportError("the checks need a competition-layout dataset: set data (--data)")
+    return config.data
+
+
+def harness_check(
+    config: ExportConfig, result: ExportResult, progress: bool = True
+) -> SubmissionReport:
+    """The exported zip scored as Kaggle's harness scores it, on ``check_selection(config)``."""
+    return check_submission(
         result.paths.zip,
-        config.data,
+        _require_data(config),
         test_sequences=config.test_sequences,
         progress=progress,
-        **selection,
+        **check_selection(config),
     )
-    table = compare_predictions(
-        result.model, result.paths.zip, config.data, mirror=result.mirror, **selection
+
+
+def keras_vs_tflite(config: ExportConfig, result: ExportResult, progress: bool = False):
+    """Table of Keras and TFLite phrases on ``check_selection(config)`` (``compare``)."""
+    from aslfr_lib.export.compare import compare_predictions
+
+    return compare_predictions(
+        result.model,
+        result.paths.zip,
+        _require_data(config),
+        mirror=result.mirror,
+        progress=progress,
+        **check_selection(config),
     )
-    return report, table
 
 
 def stage_metrics(
@@ -321,7 +335,8 @@ def run(config: ExportConfig, model: Any = None, progress: bool = True) -> dict[
     result = export_submission(config, model)
     report = comparison = None
     if config.data:
-        report, comparison = check_exported(config, result, progress)
+        report = harness_check(config, result, progress)
+        comparison = keras_vs_tflite(config, result)
     metrics = write_stage_metrics(config.out, result, report, comparison)
     metrics["config"] = to_dict(config)
     return metrics
