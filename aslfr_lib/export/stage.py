@@ -52,17 +52,17 @@ class ExportConfig:
     checkpoint: str = param("best", "checkpoint of the model folder: best or last")
     fp16: bool = param(False, "float16 weights: half the file, same phrases in practice")
     dynamic_range: bool = param(
-        False, "int8 weights, float activations: a quarter of the file, faster; check the score"
+        False, "int8 weights: a quarter of the file, faster; phrases may change"
     )
     skip_empty_frames: bool = param(
-        True, "encoder over frames with landmarks only (exact: empty frames are masked anyway)"
+        True, "encoder over frames with landmarks only (exact, and faster)"
     )
     mirror: bool | None = param(
-        None, "flip left-handed sequences in the graph (default: as --processed was made, else on)"
+        None, "flip left-handed sequences (default: as --processed was made, else True)"
     )
     max_size_mb: float = param(tflite.MAX_MODEL_MB, "largest model.tflite accepted (Kaggle: 40)")
     processed: str | None = param(
-        None, "processed folder: its mirroring setting and the validation split for the checks"
+        None, "processed folder: its mirror setting and validation split for the checks"
     )
     data: str | None = param(None, "competition-layout dataset: run the harness check on it")
     limit: int | None = param(None, "check only the first N sequences (default: all selected)")
