@@ -1,20 +1,25 @@
-"""Greedy decoding: batched with the sub-models, and KV-cached one position at a time.
+"""Greedy decoding: batched, with a KV cache, in one compiled loop per batch.
 
-``greedy_decode`` is what evaluation and training use: the encoder runs once per batch, then the
-decoder runs at most 32 times for the whole batch (compiled ``predict_on_batch``), stopping when
-every sequence has emitted EOS. The reference decoded one sequence at a time and re-ran the
-encoder for every character.
+``greedy_decode`` is what evaluation and training use. By default (``cached=True``) each batch
+goes through ``GreedyDecoder``: the encoder runs once, the decoder's cross-attention keys/values
+are projected once, then ``decode_step`` computes one position at a time inside an
+``ops.while_loop`` that stops when every sequence has emitted EOS, all compiled by Keras's
+predict function (XLA on TensorFlow, ``jit`` on JAX). ``cached=False`` is the plain algorithm:
+the ``decoder`` sub-model recomputes all 32 positions for each new character (the reference did
+that and re-ran the encoder too, one sequence at a time); the tests hold the two equal.
 
-``init_decoder_cache``/``decode_step`` compute one position at a time in ``keras.ops`` with
-fixed-shape caches, so the TFLite export can trace them into a loop of builtin ops; they reuse the
-``decoder`` sub-model's own layers and weights.
+``init_decoder_cache``/``decode_step`` are in ``keras.ops`` with fixed-shape caches, so the
+TFLite export can trace them into a loop of builtin ops; they reuse the ``decoder`` sub-model's
+own layers and weights.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 from tqdm.auto import tqdm
@@ -25,6 +30,7 @@ from aslfr_lib.model import decoder_of, encoder_of
 from aslfr_lib.vocab import EOS, PAD, SOS, TARGET_LENGTH
 
 DEFAULT_BATCH_SIZE = 256
+BATCH_MULTIPLE = 8  # a lone short batch is padded to a multiple of this: data-parallel replicas
 
 
 def ids_to_phrases(ids: Iterable[Iterable[int]]) -> list[str]:
@@ -44,14 +50,15 @@ def _finish(next_tokens: np.ndarray, finished: np.ndarray) -> np.ndarray:
     return np.where(finished, PAD, next_tokens).astype(np.int32)
 
 
-def _greedy_batch(encoder: Any, decoder: Any, frames: np.ndarray) -> np.ndarray:
+def _greedy_batch(encoder: Any, decoder: Any, frames: np.ndarray, real: int) -> np.ndarray:
+    """Greedy ids of a batch whose first ``real`` rows matter (the rest is padding)."""
     encoded = encoder.predict_on_batch(frames)  # (B, S, D)
     frame_mask = np.any(frames != 0, axis=-1)  # (B, S), same rule as layers.has_landmarks
     count = len(frames)
     tokens = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)  # decoder inputs
     tokens[:, 0] = SOS
     predicted = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)
-    finished = np.zeros(count, dtype=bool)
+    finished = np.arange(count) >= real  # padding rows never hold up the loop
     for position in range(TARGET_LENGTH):
         logits = decoder.predict_on_batch(
             {"encoded": encoded, "frame_mask": frame_mask, "tokens": tokens}
@@ -66,26 +73,37 @@ def _greedy_batch(encoder: Any, decoder: Any, frames: np.ndarray) -> np.ndarray:
 
 
 def greedy_decode(
-    model: Any, frames, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False
+    model: Any,
+    frames,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = False,
+    cached: bool = True,
 ) -> np.ndarray:
     """Greedy ids (N, 32) int32 of preprocessed ``frames`` (N, frames, features).
 
     Each row holds the predicted characters, then EOS, then PAD (or 32 characters without EOS).
-    The last batch is padded to ``batch_size`` so that every decoder call has one shape (one
-    compilation), unless everything fits in one batch.
+    The last batch is padded with empty sequences to ``batch_size`` so that every call has one
+    shape (one compilation); a single batch only to a multiple of ``BATCH_MULTIPLE``, so that
+    data-parallel replicas get equal shares. Padding rows count as finished from the start.
+    ``cached=False`` decodes with the full ``decoder`` sub-model instead (same ids, slower).
     """
     frames = _check_frames(frames)
-    encoder, decoder = encoder_of(model), decoder_of(model)
     count = len(frames)
     result = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)
     starts = range(0, count, batch_size)
     for start in tqdm(starts, desc="greedy decode", unit="batch", disable=not progress):
         batch = frames[start : start + batch_size]
         size = len(batch)
-        if count > batch_size and size < batch_size:
-            filler = np.zeros((batch_size - size, *batch.shape[1:]), batch.dtype)
+        padded = batch_size if count > batch_size else -(-size // BATCH_MULTIPLE) * BATCH_MULTIPLE
+        if padded > size:
+            filler = np.zeros((padded - size, *batch.shape[1:]), batch.dtype)
             batch = np.concatenate([batch, filler])
-        result[start : start + size] = _greedy_batch(encoder, decoder, batch)[:size]
+        if cached:
+            active = np.arange(len(batch)) < size
+            ids = greedy_decoder_of(model).predict_on_batch({"frames": batch, "active": active})
+        else:
+            ids = _greedy_batch(encoder_of(model), decoder_of(model), batch, size)
+        result[start : start + size] = np.asarray(ids)[:size]
     return result
 
 
@@ -144,20 +162,49 @@ def decode_step(model_or_decoder: Any, cache: dict[str, Any], token, position):
     return logits, {**cache, "self_key": self_key, "self_value": self_value}
 
 
-def cached_greedy_decode(model: Any, frames) -> np.ndarray:
-    """Greedy ids (N, 32) like ``greedy_decode`` but through ``decode_step`` (eager; for checks)."""
-    frames = _check_frames(frames)
-    encoded = encoder_of(model)(frames, training=False)
-    cache = init_decoder_cache(model, encoded, has_landmarks(frames))
-    count = len(frames)
-    token = np.full(count, SOS, dtype=np.int32)
-    predicted = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)
-    finished = np.zeros(count, dtype=bool)
-    for position in range(TARGET_LENGTH):
-        logits, cache = decode_step(model, cache, token, position)
-        token = _finish(np.argmax(ops.convert_to_numpy(logits), axis=-1), finished)
-        predicted[:, position] = token
-        finished |= token == EOS
-        if finished.all():
-            break
-    return predicted
+class GreedyDecoder(keras.Model):
+    """{frames (B, S, F), active (B,) bool} -> greedy ids (B, 32) int32, one compiled loop.
+
+    Wraps a trained model (its weights, not copies). Rows with ``active`` False (batch padding)
+    count as finished, so they never keep the loop running. Not meant to be saved.
+    """
+
+    def __init__(self, model: Any, **kwargs):
+        super().__init__(**kwargs)
+        self.transformer = model
+
+    def call(self, inputs):
+        frames = inputs["frames"]
+        encoded = encoder_of(self.transformer)(frames, training=False)
+        cache = init_decoder_cache(self.transformer, encoded, has_landmarks(frames))
+        batch = ops.shape(frames)[0]
+        slots = ops.expand_dims(ops.arange(TARGET_LENGTH), axis=0)  # (1, 32)
+
+        def unfinished(position, token, ids, finished, cache):
+            return ops.logical_and(position < TARGET_LENGTH, ops.logical_not(ops.all(finished)))
+
+        def step(position, token, ids, finished, cache):
+            logits, cache = decode_step(self.transformer, cache, token, position)
+            token = ops.where(finished, PAD, ops.cast(ops.argmax(logits, axis=-1), "int32"))
+            ids = ops.where(ops.equal(slots, position), ops.expand_dims(token, 1), ids)
+            finished = ops.logical_or(finished, ops.equal(token, EOS))
+            return position + 1, token, ids, finished, cache
+
+        start = (
+            ops.convert_to_tensor(0, dtype="int32"),
+            ops.full((batch,), SOS, dtype="int32"),
+            ops.full((batch, TARGET_LENGTH), PAD, dtype="int32"),
+            ops.logical_not(ops.cast(inputs["active"], "bool")),
+            cache,
+        )
+        return ops.while_loop(unfinished, step, start)[2]
+
+
+_GREEDY_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def greedy_decoder_of(model: Any) -> GreedyDecoder:
+    """The ``GreedyDecoder`` of ``model``, made once (so it compiles once) and kept with it."""
+    if model not in _GREEDY_DECODERS:
+        _GREEDY_DECODERS[model] = GreedyDecoder(model, name="greedy_decoder")
+    return _GREEDY_DECODERS[model]

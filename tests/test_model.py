@@ -229,7 +229,7 @@ JAX_SCRIPT = textwrap.dedent(
     import sys
     import keras, numpy as np
     from keras import ops
-    from aslfr_lib.decoding import decode_step, init_decoder_cache
+    from aslfr_lib.decoding import decode_step, greedy_decode, init_decoder_cache
     from aslfr_lib.model import ModelConfig, build_model, decoder_of, encoder_of
     assert keras.backend.backend() == "jax"
     folder = sys.argv[1]
@@ -260,6 +260,11 @@ JAX_SCRIPT = textwrap.dedent(
     for position in range(3):
         step, cache = decode_step(model, cache, tokens[:, position], position)
         np.testing.assert_allclose(ops.convert_to_numpy(step), full[:, position], atol=1e-4)
+    # The compiled cached greedy loop (ops.while_loop under jax.jit) equals the plain one.
+    frames = data["frames"]
+    np.testing.assert_array_equal(
+        greedy_decode(model, frames), greedy_decode(model, frames, cached=False)
+    )
     print("jax ok")
     """
 )
