@@ -4,8 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := train,jax,notebooks,dev
-DEMO_OUT ?= outputs/demo
-DEMO_DATA ?= data/synthetic-demo
 
 .PHONY: demo test lint format venv clean-venv
 
@@ -15,11 +13,11 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
-	$(BIN)/python -m ipykernel install --user --name aslfr --display-name "aslfr (.venv)" >/dev/null 2>&1 || true
 	touch $(STAMP)
 
+# Synthetic dataset (data/synthetic-demo, written once) + notebooks 01 -> 02 -> 03 (outputs/demo).
 demo: $(STAMP)
-	$(BIN)/aslfr demo --data $(DEMO_DATA) --out $(DEMO_OUT)
+	$(BIN)/aslfr demo --config configs/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff format --check .
