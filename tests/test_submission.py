@@ -43,8 +43,12 @@ def data(tmp_path_factory) -> Path:
 def exported(tmp_path_factory):
     """An exported tiny model with random embeddings (so phrases differ between sequences)."""
     pytest.importorskip("tensorflow")
+    import keras
+
     from aslfr_lib import export
     from aslfr_lib.model import ModelConfig, build_model
+
+    keras.utils.set_random_seed(0)
 
     config = ModelConfig(
         encoder_dim=32, encoder_blocks=1, decoder_dim=32, decoder_blocks=1, num_heads=2, frames=32
