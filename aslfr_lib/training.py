@@ -126,6 +126,7 @@ class TrainResult:
     last_path: Path
     best_path: Path
     seconds: float
+    replicas: int = 1  # data-parallel devices used
     plots: dict[str, Path] = dataclasses.field(default_factory=dict)
 
 
@@ -521,6 +522,7 @@ def train(config: TrainConfig) -> TrainResult:
         last_path=out / LAST_MODEL,
         best_path=out / BEST_MODEL,
         seconds=time.perf_counter() - started,
+        replicas=n,
         plots=plots,
     )
 
