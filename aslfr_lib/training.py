@@ -2,8 +2,10 @@
 
 One run folder holds everything a run needs to continue after a kill (``--resume``):
 
-    last.keras     model + optimizer state after the last finished epoch (the learning rate
-                   schedule reads the optimizer's step counter, so it resumes at the right value)
+    last.keras     model + optimizer state after the last finished epoch, with the run state
+                   (epochs done, best epoch and score, history) inside the same zip; the
+                   learning rate schedule reads the saved optimizer's step counter, so a resumed
+                   run continues at the right epoch and learning rate
     best.keras     best validation competition score so far (no validation split: = last)
     history.csv    one row per epoch: lr, loss, top1, top5, val_* and val_score
     history.json   the same as lists, plus the run state (epochs done, best epoch and score)
@@ -26,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ BEST_MODEL = "best.keras"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 CONFIG_JSON = "config.json"
+RUN_STATE = "aslfr_run_state.json"  # inside last.keras / best.keras
 EXAMPLES_SHOWN = 5
 
 CHOICES = {
@@ -232,13 +236,31 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
     )
 
 
-def save_model_atomically(model: Any, path: Path) -> None:
-    """``model.save`` into a temporary folder beside ``path``, then rename over it."""
+def save_model_atomically(model: Any, path: Path, run_state: dict | None = None) -> None:
+    """``model.save`` into a temporary folder beside ``path``, then rename over it.
+
+    ``run_state`` (JSON) is added to the ``.keras`` zip as ``RUN_STATE``, so the epoch count and
+    history travel in the same atomic rename as the weights they describe (Keras ignores the
+    extra member when loading).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as folder:
         temporary = Path(folder) / path.name  # Keras insists on the .keras suffix
         model.save(temporary)
+        if run_state is not None:
+            with zipfile.ZipFile(temporary, "a") as archive:
+                archive.writestr(RUN_STATE, json.dumps(run_state))
         os.replace(temporary, path)
+
+
+def read_run_state(path: Path) -> dict[str, Any]:
+    """The ``run_state`` saved in a checkpoint by ``save_model_atomically``."""
+    with zipfile.ZipFile(path) as archive:
+        if RUN_STATE not in archive.namelist():
+            raise ValueError(
+                f"{path} was not written by aslfr train (no {RUN_STATE}): cannot resume"
+            )
+        return json.loads(archive.read(RUN_STATE))
 
 
 def copy_atomically(source: Path, target: Path) -> None:
@@ -250,21 +272,23 @@ def _json_value(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def plain_history(history: dict[str, list[float]]) -> dict[str, list[float | None]]:
+    """JSON-safe history: NaN (an epoch without a score) becomes null."""
+    return {key: [_json_value(v) for v in values] for key, values in history.items()}
+
+
+def parse_history(plain: dict[str, list[float | None]]) -> dict[str, list[float]]:
+    return {
+        key: [math.nan if v is None else float(v) for v in values] for key, values in plain.items()
+    }
+
+
 def write_history(out: Path, history: dict[str, list[float]], state: dict[str, Any]) -> None:
+    """``history.csv`` and ``history.json`` (readable copies of what the checkpoint holds)."""
     import pandas as pd
 
     atomic.write_text(out / HISTORY_CSV, pd.DataFrame(history).to_csv(index=False))
-    plain = {key: [_json_value(v) for v in values] for key, values in history.items()}
-    atomic.write_json(out / HISTORY_JSON, {"state": state, "history": plain})
-
-
-def read_history(out: Path) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    data = json.loads((out / HISTORY_JSON).read_text(encoding="utf-8"))
-    history = {
-        key: [math.nan if v is None else float(v) for v in values]
-        for key, values in data["history"].items()
-    }
-    return history, data["state"]
+    atomic.write_json(out / HISTORY_JSON, {"state": state, "history": plain_history(history)})
 
 
 def check_resumable(config: TrainConfig, out: Path) -> None:
@@ -346,9 +370,10 @@ def sanity_checks(
 class EpochEnd:
     """Runs after every epoch (through a ``LambdaCallback``): no Keras import at module level.
 
-    Order matters for a kill at any moment: ``last.keras`` first, then ``best.keras``, then the
-    history, whose state records the epochs done. On resume the optimizer's step counter (saved
-    in ``last.keras``) decides the epoch, so a kill between the two writes loses nothing.
+    ``last.keras`` carries the run state (epochs done, best epoch and score, history) inside it,
+    so a kill at any moment leaves a checkpoint that knows its own epoch; ``best.keras`` is a
+    copy of it, then ``history.csv``/``history.json`` are refreshed. A resumed run reads the
+    state from ``last.keras`` (and redoes a ``best.keras`` copy that a kill may have cut off).
     """
 
     def __init__(
@@ -408,16 +433,18 @@ class EpochEnd:
         for key, value in record.items():
             self.history.setdefault(key, []).append(value)
 
-        save_model_atomically(self.model, self.out / LAST_MODEL)
         improved = scored is not None and (
             self.state["best_score"] is None or scored[0] > self.state["best_score"]
         )
         if improved or not self.data.has_validation:
-            copy_atomically(self.out / LAST_MODEL, self.out / BEST_MODEL)
             self.state["best_epoch"] = epoch + 1
             if scored is not None:
                 self.state["best_score"] = float(scored[0])
         self.state["epochs_completed"] = epoch + 1
+        run_state = {"state": self.state, "history": plain_history(self.history)}
+        save_model_atomically(self.model, self.out / LAST_MODEL, run_state)
+        if self.state["best_epoch"] == epoch + 1:
+            copy_atomically(self.out / LAST_MODEL, self.out / BEST_MODEL)
         write_history(self.out, self.history, self.state)
         if scored is not None:
             best = self.state["best_score"]
@@ -431,6 +458,27 @@ class EpochEnd:
 
 # ----------------------------------------------------------------------------------------------
 # The run
+
+
+def new_model(config: TrainConfig, data: Any = None) -> Any:
+    """An untrained model for ``config``, compiled as ``train`` compiles it.
+
+    Its input shape and normalisation statistics come from ``data`` (``data.TrainingData``;
+    loaded from ``config.processed`` when None). For looking at a model before training
+    (summary, ``sanity_checks``); ``train`` builds its own the same way. Builds under the
+    global dtype policy and device scope in force (``train`` sets both).
+    """
+    import_keras(config.backend)
+    from aslfr_lib.data import load_training_data
+    from aslfr_lib.model import build_model
+
+    data = load_training_data(config.processed) if data is None else data
+    model_config = ModelConfig.from_architecture(
+        config, frames=data.X_train.shape[1], features=data.X_train.shape[2]
+    )
+    model = build_model(model_config, means=data.means, stds=data.stds)
+    compile_model(model, config, math.ceil(len(data.X_train) / config.batch_size))
+    return model
 
 
 def _save_plots(out: Path, config: TrainConfig, history: dict[str, list[float]]) -> dict:
@@ -451,14 +499,9 @@ def train(config: TrainConfig) -> TrainResult:
     started = time.perf_counter()
     keras = import_keras(config.backend)
     from aslfr_lib.data import ShuffledBatches, load_training_data
-    from aslfr_lib.model import build_model
 
     out = Path(config.out)
     data = load_training_data(config.processed)
-    model_config = ModelConfig.from_architecture(
-        config, frames=data.X_train.shape[1], features=data.X_train.shape[2]
-    )
-    steps_per_epoch = math.ceil(len(data.X_train) / config.batch_size)
     resuming = config.resume and (out / LAST_MODEL).exists()
     if config.resume and not resuming:
         print(f"aslfr train: nothing to resume in {out}; starting a new run", flush=True)
@@ -466,6 +509,8 @@ def train(config: TrainConfig) -> TrainResult:
         check_resumable(config, out)
     elif (out / LAST_MODEL).exists():
         print(f"aslfr train: {out} holds a previous run; starting over", flush=True)
+        for name in (LAST_MODEL, BEST_MODEL, HISTORY_CSV, HISTORY_JSON):
+            (out / name).unlink(missing_ok=True)  # no stale best.keras until the first score
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
 
@@ -473,22 +518,19 @@ def train(config: TrainConfig) -> TrainResult:
         if config.batch_size % n:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by {n} devices")
         if resuming:
+            run_state = read_run_state(out / LAST_MODEL)
             model = keras.saving.load_model(out / LAST_MODEL)
-            initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
-            history, state = read_history(out) if (out / HISTORY_JSON).exists() else ({}, {})
-            history = {key: values[:initial_epoch] for key, values in history.items()}
-            state = {"best_score": None, "best_epoch": 0, **state}
-            if state.get("best_epoch", 0) > initial_epoch:
-                state.update(best_score=None, best_epoch=0)
+            state = run_state["state"]
+            history = parse_history(run_state["history"])
+            initial_epoch = state["epochs_completed"]
+            if state["best_epoch"] == initial_epoch:  # the copy a kill may have cut off
+                copy_atomically(out / LAST_MODEL, out / BEST_MODEL)
             print(f"aslfr train: resuming {out} at epoch {initial_epoch + 1}", flush=True)
         else:
-            model = build_model(model_config, means=data.means, stds=data.stds)
-            compile_model(model, config, steps_per_epoch)
+            model = new_model(config, data)
             initial_epoch, history = 0, {}
-            state = {"best_score": None, "best_epoch": 0}
+            state = {"best_score": None, "best_epoch": 0, "epochs_completed": 0}
             atomic.write_json(out / CONFIG_JSON, to_dict(config))
-        state["epochs_completed"] = initial_epoch
-
         train_batches = ShuffledBatches(
             data.X_train, data.y_train, config.batch_size, seed=config.seed, epoch=initial_epoch
         )

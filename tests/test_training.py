@@ -193,6 +193,17 @@ def test_epoch_end_without_validation_keeps_best_equal_to_last(tmp_path, capsys)
     assert "training examples (target | prediction)" in capsys.readouterr().out
 
 
+def test_resume_needs_a_checkpoint_written_by_train(tmp_path):
+    processed = write_processed(tmp_path / "processed")
+    out = tmp_path / "run"
+    config = TrainConfig(processed=str(processed), out=str(out), resume=True, **TINY)
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(training.to_dict(config)))
+    build_model(ModelConfig(frames=16, features=6, **TINY)).save(out / "last.keras")
+    with pytest.raises(ValueError, match="not written by aslfr train"):
+        training.train(config)
+
+
 class Killed(Exception):
     """Stands in for the process being killed right after an epoch's files are written."""
 
