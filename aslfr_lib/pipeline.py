@@ -123,7 +123,7 @@ def run_stage(
             parameters=parameters,
             kernel_name=kernel,
             cwd=str(Path.cwd()),
-            progress_bar=False,
+            progress_bar=True,  # cells done, on stderr: training takes minutes
             log_output=False,
         )
     except PapermillExecutionError as error:
