@@ -15,7 +15,6 @@ own layers and weights.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -200,11 +199,13 @@ class GreedyDecoder(keras.Model):
         return ops.while_loop(unfinished, step, start)[2]
 
 
-_GREEDY_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_last_greedy_decoder: list[GreedyDecoder] = []  # one slot: reused while the same model decodes
 
 
 def greedy_decoder_of(model: Any) -> GreedyDecoder:
-    """The ``GreedyDecoder`` of ``model``, made once (so it compiles once) and kept with it."""
-    if model not in _GREEDY_DECODERS:
-        _GREEDY_DECODERS[model] = GreedyDecoder(model, name="greedy_decoder")
-    return _GREEDY_DECODERS[model]
+    """The ``GreedyDecoder`` of ``model``, kept while the same model decodes (one compilation
+    for all the epochs of a training run). One slot, not a cache per model: the decoder holds
+    its model, so a per-model cache would keep every model alive."""
+    if not _last_greedy_decoder or _last_greedy_decoder[0].transformer is not model:
+        _last_greedy_decoder[:] = [GreedyDecoder(model, name="greedy_decoder")]
+    return _last_greedy_decoder[0]
