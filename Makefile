@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
