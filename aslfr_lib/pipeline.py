@@ -184,7 +184,8 @@ def main(argv: list[str]) -> int:
         print(f"aslfr pipeline: {error}", file=sys.stderr)
         return 1
     print(f"results in {metrics['run']}/ (metrics.json, notebooks, plots, submission/)")
-    print(f"held-out score: {metrics['score']}")
+    score = metrics["score"]
+    print("held-out score: " + (f"{score:.4f}" if isinstance(score, float) else str(score)))
     return 0
 
 
