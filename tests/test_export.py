@@ -19,7 +19,7 @@ tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
-from aslfr_lib import export, landmarks, vocab  # noqa: E402
+from aslfr_lib import export, landmarks, pipeline, vocab  # noqa: E402
 from aslfr_lib.decoding import greedy_decode, ids_to_phrases  # noqa: E402
 from aslfr_lib.export import inference, reference, stage, tflite  # noqa: E402
 from aslfr_lib.export.preprocessing import preprocess_tf  # noqa: E402
@@ -423,7 +423,7 @@ def test_export_command_writes_the_submission_and_stage_metrics(model, dataset, 
     assert {"model.tflite", "inference_args.json", "submission.zip"} <= {
         p.name for p in out.iterdir()
     }
-    metrics = json.loads((out / stage.STAGE_METRICS).read_text())
+    metrics = json.loads((out / pipeline.STAGE_METRICS).read_text())
     assert metrics["keras_tflite_match"] == 1.0
     assert metrics["keras_tflite_compared"] == 30
     assert metrics["check"]["sequences"] == 30

@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 
-from aslfr_lib import atomic
+from aslfr_lib import pipeline
 from aslfr_lib.config import add_arguments, from_args, load_yaml, param, to_dict
 from aslfr_lib.export import tflite
 from aslfr_lib.export.artifacts import SubmissionPaths, write_submission
@@ -38,7 +38,6 @@ from aslfr_lib.submission import (
 )
 
 CHECKPOINTS = ("best", "last")
-STAGE_METRICS = "stage_metrics.json"
 
 
 class ExportError(ValueError):
@@ -326,7 +325,7 @@ def write_stage_metrics(
 ) -> dict[str, Any]:
     """Write ``stage_metrics.json`` into ``out`` (atomically); returns its content."""
     metrics = stage_metrics(result, report, comparison)
-    atomic.write_json(Path(out) / STAGE_METRICS, metrics)
+    pipeline.write_stage_metrics(out, metrics)
     return metrics
 
 
