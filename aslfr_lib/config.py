@@ -118,6 +118,24 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def stage_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
+    """A command's parser: ``--config YAML`` (the stage's fields) plus one flag per field."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", help=f"YAML file of {cls.__name__} fields (flags override)")
+    add_arguments(parser, cls)
+    return parser
+
+
+def stage_config(cls: type[T], args: argparse.Namespace) -> T:
+    """``cls`` from the YAML of ``--config`` (if given), overridden by the flags given."""
+    base = {}
+    if getattr(args, "config", None):
+        if not Path(args.config).is_file():
+            raise FileNotFoundError(f"{args.config}: no such config file")
+        base = load_yaml(args.config)
+    return from_args(cls, args, **base)
+
+
 def collect(cls: type[T], namespace: dict[str, Any]) -> T:
     """Build ``cls`` from the variables of a notebook's parameters cell (``globals()``)."""
     names = [f.name for f in dataclasses.fields(cls)]

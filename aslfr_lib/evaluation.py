@@ -21,31 +21,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rapidfuzz.distance import Levenshtein
 
 from aslfr_lib import atomic
+from aslfr_lib.backend import BackendError
 from aslfr_lib.config import add_arguments, from_args, param
+from aslfr_lib.scoring import competition_score, levenshtein_distances
 
 WORST_SHOWN = 10
-
-
-def levenshtein_distances(targets: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
-    """Edit distance of each prediction to its target (int64)."""
-    if len(targets) != len(predictions):
-        raise ValueError(f"{len(targets)} targets but {len(predictions)} predictions")
-    return np.array(
-        [Levenshtein.distance(t, p) for t, p in zip(targets, predictions, strict=True)],
-        dtype=np.int64,
-    )
-
-
-def competition_score(targets: Sequence[str], predictions: Sequence[str]) -> float:
-    """(N - D) / N over all sequences: N target characters, D total Levenshtein distance."""
-    characters = sum(len(t) for t in targets)
-    if characters == 0:
-        raise ValueError("targets have no characters: the score is undefined")
-    distance = int(levenshtein_distances(targets, predictions).sum())
-    return (characters - distance) / characters
 
 
 @dataclasses.dataclass
@@ -164,12 +146,13 @@ def model_path(model: str | Path) -> Path:
 def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult, dict[str, Path]]:
     """Evaluate a saved model on a processed split; writes metrics, table and plot."""
     from aslfr_lib import plots
-    from aslfr_lib.training import import_keras
+    from aslfr_lib.backend import import_keras
 
     if config.split not in ("val", "train"):
         raise ValueError(f"split must be 'val' or 'train', got {config.split!r}")
     path = model_path(config.model)
-    keras = import_keras(config.backend)
+    import_keras(config.backend)
+    from aslfr_lib.checkpoints import load_checkpoint
     from aslfr_lib.data import load_training_data
 
     data = load_training_data(config.processed)
@@ -178,7 +161,7 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
         raise ValueError(
             f"{config.processed}: the {config.split} split is empty; try --split train"
         )
-    model = keras.saving.load_model(path, compile=False)
+    model = load_checkpoint(path, compile=False)
     result = evaluate(
         model, X, y, data.sequence_ids(config.split), config.batch_size, config.worst, progress
     )
@@ -197,8 +180,6 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
 
 
 def main(argv: list[str]) -> int:
-    from aslfr_lib.training import BackendError
-
     parser = argparse.ArgumentParser(prog="aslfr evaluate", description=__doc__.split("\n")[0])
     add_arguments(parser, EvaluateConfig)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -206,7 +187,7 @@ def main(argv: list[str]) -> int:
     try:
         config = from_args(EvaluateConfig, args)
         result, files = run(config, progress=not args.quiet)
-    except (ValueError, FileNotFoundError, BackendError) as error:
+    except (ValueError, FileNotFoundError, BackendError) as error:  # CheckpointError: ValueError
         print(f"aslfr evaluate: error: {error}", file=sys.stderr)
         return 1
     print(f"score: {result.score:.4f}  mean Levenshtein distance: {result.mean_distance:.3f}")

@@ -22,9 +22,13 @@ from typing import Any
 
 from aslfr_lib import atomic
 from aslfr_lib.config import add_arguments, from_args, load_yaml, param
+from aslfr_lib.stage_metrics import (  # noqa: F401 - write_stage_metrics: for notebooks
+    STAGE_METRICS,
+    read_stage_metrics,
+    write_stage_metrics,
+)
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-STAGE_METRICS = "stage_metrics.json"
 STAMP = ".stage.json"
 
 
@@ -51,13 +55,6 @@ class PipelineConfig:
     )
     force: bool = param(False, "run every stage even when its outputs are up to date")
     kernel: str = param("python3", "Jupyter kernel that runs the notebooks")
-
-
-def write_stage_metrics(folder: str | Path, metrics: dict[str, Any]) -> Path:
-    """A notebook's last cell: the numbers the pipeline merges into the run's ``metrics.json``."""
-    path = Path(folder) / STAGE_METRICS
-    atomic.write_json(path, metrics)
-    return path
 
 
 class StageFailed(RuntimeError):
@@ -139,6 +136,10 @@ def run_stage(
 
 def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
     """Run (or skip) every stage; write and return the merged ``metrics.json``."""
+    if not Path(config.config).is_file():
+        raise FileNotFoundError(
+            f"{config.config}: no such config file (configs/ has demo.yaml, v6.yaml, kaggle.yaml)"
+        )
     settings = load_yaml(config.config)
     unknown = set(settings) - {"run", "data", "synth", *(stage.name for stage in STAGES)}
     if unknown:
@@ -148,7 +149,11 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
     if not data:
         raise ValueError(f"{config.config}: no 'data' folder given (config key or --data)")
     if not Path(data, "train.csv").exists():
-        raise FileNotFoundError(f"{data}: no train.csv - is this a competition-layout dataset?")
+        raise FileNotFoundError(
+            f"{data}: no train.csv, so not a competition-layout dataset; write the synthetic one "
+            f"with `aslfr synth --out {data}` (or `make demo`), or point --data at the Kaggle "
+            "download"
+        )
     run.mkdir(parents=True, exist_ok=True)
 
     parameters = stage_parameters(settings, str(data), run)
@@ -165,7 +170,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
             seconds = run_stage(stage, parameters[stage.name], run, config.kernel, fingerprint)
             print(f"[{stage.name}] done in {seconds:.0f} s", flush=True)
         metrics["seconds"][stage.name] = round(seconds, 1)
-        metrics[stage.name] = json.loads((folder / STAGE_METRICS).read_text())
+        metrics[stage.name] = read_stage_metrics(folder)
         upstream = fingerprint
 
     metrics["plots"] = sorted(str(path.relative_to(run)) for path in run.rglob("*.png"))
@@ -177,11 +182,15 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="aslfr pipeline", description=__doc__.split("\n")[0])
     add_arguments(parser, PipelineConfig)
-    config = from_args(PipelineConfig, parser.parse_args(argv))
+    args = parser.parse_args(argv)
     try:
+        config = from_args(PipelineConfig, args)
         metrics = run_pipeline(config)
     except StageFailed as error:
         print(f"aslfr pipeline: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as error:
+        print(f"aslfr pipeline: error: {error}", file=sys.stderr)
         return 1
     print(f"results in {metrics['run']}/ (metrics.json, notebooks, plots, submission/)")
     score = metrics["score"]
@@ -197,6 +206,9 @@ def demo_main(argv: list[str]) -> int:
     parser.add_argument("--out", default=None, help="run folder (default: outputs/<run>)")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
+    if not Path(args.config).is_file():
+        print(f"aslfr demo: error: {args.config}: no such config file", file=sys.stderr)
+        return 1
     settings = load_yaml(args.config)
     data = Path(args.data or settings["data"])
     if not (data / "train.csv").exists():

@@ -30,11 +30,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rapidfuzz.distance import Levenshtein
 from tqdm.auto import tqdm
 
 from aslfr_lib import config as configs
-from aslfr_lib.evaluation import competition_score  # TF-free: numpy and rapidfuzz
 from aslfr_lib.runner import (
     HarnessRunner,
     SequenceError,
@@ -42,6 +40,7 @@ from aslfr_lib.runner import (
     SubmissionError,
     read_sequences,
 )
+from aslfr_lib.scoring import competition_score, levenshtein_distances
 
 TRAIN_CSV = "train.csv"
 PROCESSED_META = "meta.json"
@@ -261,7 +260,7 @@ def check_submission(
                 frames=len(frames),
                 phrase=phrase,
                 prediction=prediction,
-                distance=Levenshtein.distance(phrase, prediction),
+                distance=int(levenshtein_distances([phrase], [prediction])[0]),
                 milliseconds=milliseconds,
             )
         )

@@ -18,17 +18,12 @@ module's import does not import Keras (the command line imports it first).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +31,9 @@ from typing import Any
 import numpy as np
 
 from aslfr_lib import atomic
-from aslfr_lib.config import add_arguments, from_args, load_yaml, param, to_dict
+from aslfr_lib.backend import BackendError, import_keras  # noqa: F401 - BackendError: callers
+from aslfr_lib.checkpoints import load_checkpoint, read_run_state, save_checkpoint
+from aslfr_lib.config import param, stage_config, stage_parser, to_dict
 from aslfr_lib.model import ArchitectureConfig, ModelConfig
 from aslfr_lib.vocab import PAD
 
@@ -45,8 +42,8 @@ BEST_MODEL = "best.keras"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 CONFIG_JSON = "config.json"
-RUN_STATE = "aslfr_run_state.json"  # inside last.keras / best.keras
 EXAMPLES_SHOWN = 5
+DEFAULT_WARMUP_FRACTION = 0.1  # the reference: 10 warmup epochs of 100
 
 CHOICES = {
     "warmup_method": ("exp", "log"),
@@ -86,7 +83,9 @@ class TrainConfig(ArchitectureConfig):
     epochs: int = param(100, "epochs (one epoch = every training sequence once)")
     batch_size: int = param(64, "sequences per training step")
     lr_max: float = param(1e-3, "peak learning rate")
-    warmup_epochs: int = param(10, "epochs of warmup before the cosine decay")
+    warmup_epochs: int | None = param(
+        None, "warmup epochs before the cosine decay (default: 10 % of epochs, as V6's 10 of 100)"
+    )
     warmup_method: str = param("exp", "warmup shape: exp (halves per epoch) or log (tenths)")
     weight_decay_ratio: float = param(0.05, "decoupled weight decay per step, as a ratio of lr")
     optimizer: str = param("radam_lookahead", "radam_lookahead (reference), radam or adamw")
@@ -103,6 +102,13 @@ class TrainConfig(ArchitectureConfig):
     decode_batch_size: int = param(256, "sequences per batch when greedy decoding")
     verbose: int = param(1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch")
 
+    @property
+    def warmup(self) -> int:
+        """Warmup epochs in use: ``warmup_epochs``, or the reference's 10 % of the epochs."""
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs
+        return round(self.epochs * DEFAULT_WARMUP_FRACTION)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         for name, allowed in CHOICES.items():
@@ -111,8 +117,10 @@ class TrainConfig(ArchitectureConfig):
         for name in ("epochs", "batch_size", "decode_batch_size", "score_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.warmup_epochs <= self.epochs:
-            raise ValueError(f"warmup_epochs must be in 0..epochs, got {self.warmup_epochs}")
+        if self.warmup_epochs is not None and not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(
+                f"warmup_epochs must be in 0..epochs ({self.epochs}), got {self.warmup_epochs}"
+            )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
@@ -132,32 +140,6 @@ class TrainResult:
     seconds: float
     replicas: int = 1  # data-parallel devices used
     plots: dict[str, Path] = dataclasses.field(default_factory=dict)
-
-
-class BackendError(RuntimeError):
-    """Keras is already imported on another backend than the one asked for."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Backend, precision and devices
-
-
-def import_keras(backend: str) -> Any:
-    """Import Keras on ``backend``; an error if Keras is already imported on another one."""
-    if "keras" in sys.modules:
-        keras = sys.modules["keras"]
-        current = keras.backend.backend()
-        if current != backend:
-            raise BackendError(
-                f"Keras is already imported with the {current!r} backend; {backend!r} was asked "
-                f"for. Set KERAS_BACKEND={backend} before anything imports keras (for a notebook: "
-                "restart the kernel)."
-            )
-        return keras
-    os.environ["KERAS_BACKEND"] = backend
-    import keras
-
-    return keras
 
 
 @contextlib.contextmanager
@@ -209,7 +191,7 @@ def learning_rates(config: TrainConfig) -> list[float]:
     """The learning rate of each epoch (what the optimizer's schedule uses)."""
     from aslfr_lib.schedules import schedule
 
-    return schedule(config.epochs, config.warmup_epochs, config.lr_max, config.warmup_method)
+    return schedule(config.epochs, config.warmup, config.lr_max, config.warmup_method)
 
 
 def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
@@ -220,7 +202,7 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
     from aslfr_lib.schedules import EpochWarmupCosine
 
     schedule = EpochWarmupCosine(
-        steps_per_epoch, config.epochs, config.warmup_epochs, config.lr_max, config.warmup_method
+        steps_per_epoch, config.epochs, config.warmup, config.lr_max, config.warmup_method
     )
     optimizer = build_optimizer(
         config.optimizer,
@@ -236,36 +218,10 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
     )
 
 
-def save_model_atomically(model: Any, path: Path, run_state: dict | None = None) -> None:
-    """``model.save`` into a temporary folder beside ``path``, then rename over it.
-
-    ``run_state`` (JSON) is added to the ``.keras`` zip as ``RUN_STATE``, so the epoch count and
-    history travel in the same atomic rename as the weights they describe (Keras ignores the
-    extra member when loading).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as folder:
-        temporary = Path(folder) / path.name  # Keras insists on the .keras suffix
-        model.save(temporary)
-        if run_state is not None:
-            with zipfile.ZipFile(temporary, "a") as archive:
-                archive.writestr(RUN_STATE, json.dumps(run_state))
-        os.replace(temporary, path)
-
-
-def read_run_state(path: Path) -> dict[str, Any]:
-    """The ``run_state`` saved in a checkpoint by ``save_model_atomically``."""
-    with zipfile.ZipFile(path) as archive:
-        if RUN_STATE not in archive.namelist():
-            raise ValueError(
-                f"{path} was not written by aslfr train (no {RUN_STATE}): cannot resume"
-            )
-        return json.loads(archive.read(RUN_STATE))
-
-
-def copy_atomically(source: Path, target: Path) -> None:
-    with atomic.atomic_path(target) as temporary:
-        shutil.copyfile(source, temporary)
+def save_best(model: Any, out: Path, run_state: dict) -> None:
+    """``best.keras``: weights and architecture without the optimizer state (a third of the
+    size), which is all that evaluation, export and fine-tuning read."""
+    save_checkpoint(model, out / BEST_MODEL, run_state, include_optimizer=False)
 
 
 def _json_value(value: float) -> float | None:
@@ -394,7 +350,7 @@ class EpochEnd:
 
     def _score(self, epoch: int) -> tuple[float, list[str], list[str]] | None:
         from aslfr_lib.decoding import greedy_decode, ids_to_phrases
-        from aslfr_lib.evaluation import competition_score
+        from aslfr_lib.scoring import competition_score
 
         last = epoch + 1 == self.config.epochs
         if not self.data.has_validation or not (last or (epoch + 1) % self.config.score_every == 0):
@@ -442,9 +398,9 @@ class EpochEnd:
                 self.state["best_score"] = float(scored[0])
         self.state["epochs_completed"] = epoch + 1
         run_state = {"state": self.state, "history": plain_history(self.history)}
-        save_model_atomically(self.model, self.out / LAST_MODEL, run_state)
+        save_checkpoint(self.model, self.out / LAST_MODEL, run_state)
         if self.state["best_epoch"] == epoch + 1:
-            copy_atomically(self.out / LAST_MODEL, self.out / BEST_MODEL)
+            save_best(self.model, self.out, run_state)
         write_history(self.out, self.history, self.state)
         if scored is not None:
             best = self.state["best_score"]
@@ -519,12 +475,12 @@ def train(config: TrainConfig) -> TrainResult:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by {n} devices")
         if resuming:
             run_state = read_run_state(out / LAST_MODEL)
-            model = keras.saving.load_model(out / LAST_MODEL)
+            model = load_checkpoint(out / LAST_MODEL, compile=True)
             state = run_state["state"]
             history = parse_history(run_state["history"])
             initial_epoch = state["epochs_completed"]
-            if state["best_epoch"] == initial_epoch:  # the copy a kill may have cut off
-                copy_atomically(out / LAST_MODEL, out / BEST_MODEL)
+            if state["best_epoch"] == initial_epoch:  # the save a kill may have cut off
+                save_best(model, out, run_state)
             print(f"aslfr train: resuming {out} at epoch {initial_epoch + 1}", flush=True)
         else:
             model = new_model(config, data)
@@ -570,15 +526,12 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="aslfr train", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="YAML file of TrainConfig fields (flags override)")
-    add_arguments(parser, TrainConfig)
+    parser = stage_parser(TrainConfig, "aslfr train", __doc__.split("\n")[0])
     args = parser.parse_args(argv)
-    base = load_yaml(args.config) if args.config else {}
     try:
-        config = from_args(TrainConfig, args, **base)
+        config = stage_config(TrainConfig, args)
         result = train(config)
-    except (ValueError, FileNotFoundError, BackendError) as error:
+    except (ValueError, FileNotFoundError, BackendError) as error:  # CheckpointError: ValueError
         print(f"aslfr train: error: {error}", file=sys.stderr)
         return 1
     best = "n/a" if result.best_score is None else f"{result.best_score:.4f}"

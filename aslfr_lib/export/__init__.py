@@ -9,61 +9,57 @@ and ``submission.zip`` (see ``stage``). The modules, in the order the data flows
 - ``artifacts``: the submission files;
 - ``compare``: Keras vs TFLite phrases on the same sequences;
 - ``reference``: the reference notebook's uncached export, the benchmark's baseline;
-- ``stage``: ``ExportConfig``, ``export_submission``, the command line.
+- ``stage``: ``export_submission`` and the checks of notebook 03;
+- ``command``: ``ExportConfig`` and ``aslfr export`` (TensorFlow-free until an export runs).
 
 The export traces ``keras.ops`` into a TensorFlow graph, so it needs the TensorFlow backend; it
 is chosen here unless the process already chose one.
 """
 
+import importlib
 import os
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from aslfr_lib.export.artifacts import SubmissionPaths, submission_files, write_submission  # noqa: E402
-from aslfr_lib.export.compare import compare_predictions, match_rate  # noqa: E402
-from aslfr_lib.export.inference import InferenceModule  # noqa: E402
-from aslfr_lib.export.stage import (  # noqa: E402
-    ExportConfig,
-    ExportError,
-    ExportResult,
-    export_model,
-    export_submission,
-    harness_check,
-    keras_vs_tflite,
-    load_trained_model,
-    main,
-    run,
-    stage_metrics,
-    write_stage_metrics,
-)
-from aslfr_lib.export.tflite import (  # noqa: E402
-    ConversionError,
-    ModelTooLargeError,
-    check_size,
-    convert,
-)
+# name -> module that defines it; imported on first use, so ``aslfr export --help`` and
+# ``ExportConfig`` need no TensorFlow, and the first heavy import is the quiet one.
+_HOMES = {
+    "ConversionError": "command",
+    "ExportConfig": "command",
+    "ExportError": "command",
+    "main": "command",
+    "SubmissionPaths": "artifacts",
+    "submission_files": "artifacts",
+    "write_submission": "artifacts",
+    "compare_predictions": "compare",
+    "match_rate": "compare",
+    "InferenceModule": "inference",
+    "ExportResult": "stage",
+    "export_model": "stage",
+    "export_submission": "stage",
+    "harness_check": "stage",
+    "keras_vs_tflite": "stage",
+    "load_trained_model": "stage",
+    "run": "stage",
+    "stage_metrics": "stage",
+    "write_stage_metrics": "stage",
+    "ModelTooLargeError": "tflite",
+    "check_size": "tflite",
+    "convert": "tflite",
+}
+_LIGHT = {"command", "artifacts"}  # TF-free modules
 
-__all__ = [
-    "ConversionError",
-    "ExportConfig",
-    "ExportError",
-    "ExportResult",
-    "InferenceModule",
-    "ModelTooLargeError",
-    "SubmissionPaths",
-    "check_size",
-    "compare_predictions",
-    "convert",
-    "export_model",
-    "export_submission",
-    "harness_check",
-    "keras_vs_tflite",
-    "load_trained_model",
-    "main",
-    "match_rate",
-    "run",
-    "stage_metrics",
-    "submission_files",
-    "write_stage_metrics",
-    "write_submission",
-]
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if home not in _LIGHT:
+        from aslfr_lib.backend import import_keras
+
+        import_keras("tensorflow")  # the export traces a TF graph: TF backend unless chosen
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
+
+__all__ = sorted(_HOMES)

@@ -14,71 +14,27 @@ Notebook 03 calls the same functions, one per cell: ``export_submission``, ``ker
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from aslfr_lib import pipeline
-from aslfr_lib.config import add_arguments, from_args, load_yaml, param, to_dict
+from aslfr_lib import stage_metrics as stage_metrics_file
+from aslfr_lib.checkpoints import CheckpointError, load_checkpoint
+from aslfr_lib.config import to_dict
 from aslfr_lib.export import tflite
 from aslfr_lib.export.artifacts import SubmissionPaths, write_submission
+from aslfr_lib.export.command import ExportConfig, ExportError
 from aslfr_lib.export.inference import InferenceModule, model_frames
 from aslfr_lib.submission import (
-    DEFAULT_TEST_SEQUENCES,
     PROCESSED_META,
     SubmissionReport,
     check_submission,
     split_sequence_ids,
 )
-
-CHECKPOINTS = ("best", "last")
-
-
-class ExportError(ValueError):
-    """A model or setting that cannot be exported (names the file and what is wrong)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportConfig:
-    model: str = param("outputs/model", "trained model folder (best.keras, last.keras) or a .keras")
-    out: str = param("outputs/submission", "folder for model.tflite, inference_args.json, zip")
-    checkpoint: str = param("best", "checkpoint of the model folder: best or last")
-    fp16: bool = param(False, "float16 weights: half the file, same phrases in practice")
-    dynamic_range: bool = param(
-        False, "int8 weights: a quarter of the file, faster; phrases may change"
-    )
-    skip_empty_frames: bool = param(
-        True, "encoder over frames with landmarks only (exact, and faster)"
-    )
-    mirror: bool | None = param(
-        None, "flip left-handed sequences (default: as --processed was made, else True)"
-    )
-    max_size_mb: float = param(tflite.MAX_MODEL_MB, "largest model.tflite accepted (Kaggle: 40)")
-    processed: str | None = param(
-        None, "processed folder: its mirror setting and validation split for the checks"
-    )
-    data: str | None = param(None, "competition-layout dataset: run the harness check on it")
-    limit: int | None = param(None, "check only the first N sequences (default: all selected)")
-    test_sequences: int = param(
-        DEFAULT_TEST_SEQUENCES, "hidden test set size for the run-time estimate"
-    )
-
-    def __post_init__(self) -> None:
-        if self.checkpoint not in CHECKPOINTS:
-            raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
-        tflite.quantization_of(self.fp16, self.dynamic_range)
-        if self.max_size_mb <= 0:
-            raise ValueError(f"max_size_mb must be > 0, got {self.max_size_mb}")
-
-    @property
-    def quantization(self) -> str:
-        return tflite.quantization_of(self.fp16, self.dynamic_range)
 
 
 @dataclasses.dataclass
@@ -169,12 +125,10 @@ def load_trained_model(model: str | Path, checkpoint: str = "best") -> tuple[Any
     """The Keras model of a training run (float32), and the file it came from."""
     require_tensorflow_backend()
     path = checkpoint_path(model, checkpoint)
-    import aslfr_lib.layers  # noqa: F401 - registers the custom layers for deserialization
-
     try:  # compile=False: losses, metrics and the optimizer are not needed to export
-        loaded = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a bad or foreign file
-        raise ExportError(f"{path}: cannot load the Keras model ({error})") from error
+        loaded = load_checkpoint(path, compile=False)
+    except CheckpointError as error:
+        raise ExportError(str(error)) from error
     return float32_model(loaded), path
 
 
@@ -325,7 +279,7 @@ def write_stage_metrics(
 ) -> dict[str, Any]:
     """Write ``stage_metrics.json`` into ``out`` (atomically); returns its content."""
     metrics = stage_metrics(result, report, comparison)
-    pipeline.write_stage_metrics(out, metrics)
+    stage_metrics_file.write_stage_metrics(out, metrics)
     return metrics
 
 
@@ -339,20 +293,3 @@ def run(config: ExportConfig, model: Any = None, progress: bool = True) -> dict[
     metrics = write_stage_metrics(config.out, result, report, comparison)
     metrics["config"] = to_dict(config)
     return metrics
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="aslfr export", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="YAML file of ExportConfig fields (flags override)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_arguments(parser, ExportConfig)
-    args = parser.parse_args(argv)
-    try:
-        base = load_yaml(args.config) if args.config else {}
-        config = from_args(ExportConfig, args, **base)
-        metrics = run(config, progress=not args.quiet)
-    except (tflite.ConversionError, ValueError, OSError) as error:  # ExportError: ValueError
-        print(f"aslfr export: error: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(metrics, indent=1, default=str))
-    return 0

@@ -16,24 +16,18 @@ from typing import Any
 
 import tensorflow as tf
 
-QUANTIZATIONS = ("float32", "fp16", "dynamic_range")
-MAX_MODEL_MB = 40.0  # Kaggle's limit on the submitted model
+from aslfr_lib.export.command import (  # noqa: F401 - re-exported: the TF-free definitions
+    MAX_MODEL_MB,
+    QUANTIZATIONS,
+    ConversionError,
+    quantization_of,
+)
+
 BYTES_PER_MB = 1_000_000  # the stricter reading of "40 MB" (not MiB)
-
-
-class ConversionError(RuntimeError):
-    """The graph does not convert to a TFLite model of builtin ops."""
 
 
 class ModelTooLargeError(ValueError):
     """The converted model exceeds the size limit."""
-
-
-def quantization_of(fp16: bool = False, dynamic_range: bool = False) -> str:
-    """The ``QUANTIZATIONS`` entry of the two export flags (they exclude each other)."""
-    if fp16 and dynamic_range:
-        raise ValueError("choose one of fp16 and dynamic_range, not both")
-    return "fp16" if fp16 else "dynamic_range" if dynamic_range else "float32"
 
 
 def convert(module: Any, quantization: str = "float32") -> bytes:

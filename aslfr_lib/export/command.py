@@ -1,0 +1,93 @@
+"""``ExportConfig`` and the ``aslfr export`` command line, without importing TensorFlow.
+
+``aslfr export --help`` and the pipeline's parameter cells read this module only; TensorFlow
+is imported (quietly, ``aslfr_lib.backend``) when an export actually runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+from aslfr_lib.config import param, stage_config, stage_parser
+from aslfr_lib.submission import DEFAULT_TEST_SEQUENCES  # TF-free
+
+CHECKPOINTS = ("best", "last")
+QUANTIZATIONS = ("float32", "fp16", "dynamic_range")
+MAX_MODEL_MB = 40.0  # Kaggle's limit on the submitted model
+
+
+class ConversionError(RuntimeError):
+    """The graph does not convert to a TFLite model of builtin ops."""
+
+
+class ExportError(ValueError):
+    """A model or setting that cannot be exported (names the file and what is wrong)."""
+
+
+def quantization_of(fp16: bool = False, dynamic_range: bool = False) -> str:
+    """The ``QUANTIZATIONS`` entry of the two export flags (they exclude each other)."""
+    if fp16 and dynamic_range:
+        raise ValueError("choose one of fp16 and dynamic_range, not both")
+    return "fp16" if fp16 else "dynamic_range" if dynamic_range else "float32"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    model: str = param("outputs/model", "trained model folder (best.keras, last.keras) or a .keras")
+    out: str = param("outputs/submission", "folder for model.tflite, inference_args.json, zip")
+    checkpoint: str = param("best", "checkpoint of the model folder: best or last")
+    fp16: bool = param(False, "float16 weights: half the file, same phrases in practice")
+    dynamic_range: bool = param(
+        False, "int8 weights: a quarter of the file, faster; phrases may change"
+    )
+    skip_empty_frames: bool = param(
+        True, "encoder over frames with landmarks only (exact, and faster)"
+    )
+    mirror: bool | None = param(
+        None, "flip left-handed sequences (default: as --processed was made, else True)"
+    )
+    max_size_mb: float = param(MAX_MODEL_MB, "largest model.tflite accepted (Kaggle: 40)")
+    processed: str | None = param(
+        None, "processed folder: its mirror setting and validation split for the checks"
+    )
+    data: str | None = param(None, "competition-layout dataset: run the harness check on it")
+    limit: int | None = param(None, "check only the first N sequences (default: all selected)")
+    test_sequences: int = param(
+        DEFAULT_TEST_SEQUENCES, "hidden test set size for the run-time estimate"
+    )
+
+    def __post_init__(self) -> None:
+        if self.checkpoint not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
+        quantization_of(self.fp16, self.dynamic_range)
+        if self.max_size_mb <= 0:
+            raise ValueError(f"max_size_mb must be > 0, got {self.max_size_mb}")
+
+    @property
+    def quantization(self) -> str:
+        return quantization_of(self.fp16, self.dynamic_range)
+
+
+def main(argv: list[str]) -> int:
+    parser = stage_parser(
+        ExportConfig,
+        "aslfr export",
+        "write model.tflite, inference_args.json and submission.zip for Kaggle's harness",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        config = stage_config(ExportConfig, args)
+        from aslfr_lib.backend import import_keras
+
+        import_keras("tensorflow")
+        from aslfr_lib.export import stage
+
+        metrics = stage.run(config, progress=not args.quiet)
+    except (ValueError, OSError, ConversionError) as error:  # ExportError, CheckpointError
+        print(f"aslfr export: error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(metrics, indent=1, default=str))
+    return 0
