@@ -26,6 +26,7 @@ RUN_STATE = "aslfr_run_state.json"  # extra member of the zip; Keras ignores it 
 # Modules whose import registers classes a checkpoint may name (keras.saving registration).
 REGISTERING_MODULES = (
     "aslfr_lib.layers",
+    "aslfr_lib.conformer",
     "aslfr_lib.optimizers",
     "aslfr_lib.schedules",
     "aslfr_lib.losses",

@@ -25,9 +25,10 @@ from tqdm.auto import tqdm
 
 from aslfr_lib import vocab
 from aslfr_lib.layers import has_landmarks
-from aslfr_lib.model import decoder_of, encoder_of
+from aslfr_lib.model import ctc_classifier_of, decoder_of, encoder_of, has_ctc_head, has_decoder
 from aslfr_lib.vocab import EOS, PAD, SOS, TARGET_LENGTH
 
+DECODERS = ("auto", "attention", "ctc")
 DEFAULT_BATCH_SIZE = 256
 BATCH_MULTIPLE = 8  # a lone short batch is padded to a multiple of this: data-parallel replicas
 
@@ -209,3 +210,78 @@ def greedy_decoder_of(model: Any) -> GreedyDecoder:
     if not _last_greedy_decoder or _last_greedy_decoder[0].transformer is not model:
         _last_greedy_decoder[:] = [GreedyDecoder(model, name="greedy_decoder")]
     return _last_greedy_decoder[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# CTC: per-frame argmax, repeats merged, blanks dropped
+
+
+def frame_lengths(frames: np.ndarray) -> np.ndarray:
+    """(N, S, F) -> (N,) the last frame with landmarks + 1 (``layers.ctc_parts``'s rule)."""
+    mask = np.any(np.asarray(frames) != 0, axis=-1)
+    positions = np.arange(1, mask.shape[1] + 1)
+    return np.max(np.where(mask, positions, 0), axis=1)
+
+
+def ctc_collapse(best: np.ndarray, lengths: np.ndarray, blank: int = PAD) -> np.ndarray:
+    """(N, S) per-frame best classes, (N,) lengths -> (N, 32) ids: characters, EOS, PAD.
+
+    Greedy CTC: within each sequence's first ``length`` frames, a class equal to the previous
+    frame's is merged, blanks are dropped. Non-character classes (SOS, EOS) are dropped too;
+    more than 31 characters are cut at 31, so every row ends with EOS like the attention's.
+    """
+    best = np.asarray(best)
+    count, frames = best.shape
+    inside = np.arange(frames)[None, :] < np.asarray(lengths)[:, None]
+    previous = np.concatenate([np.full((count, 1), -1), best[:, :-1]], axis=1)
+    keep = inside & (best != previous) & (best < blank)
+    result = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)
+    for row in range(count):
+        characters = best[row, keep[row]][: TARGET_LENGTH - 1]
+        result[row, : len(characters)] = characters
+        result[row, len(characters)] = EOS
+    return result
+
+
+def ctc_greedy_decode(
+    model: Any, frames, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False
+) -> np.ndarray:
+    """Greedy CTC ids (N, 32) int32 of preprocessed ``frames``, in ``greedy_decode``'s format."""
+    frames = _check_frames(frames)
+    encoder, classifier = encoder_of(model), ctc_classifier_of(model)
+    result = np.full((len(frames), TARGET_LENGTH), PAD, dtype=np.int32)
+    starts = range(0, len(frames), batch_size)
+    for start in tqdm(starts, desc="CTC decode", unit="batch", disable=not progress):
+        batch = frames[start : start + batch_size]
+        logits = ops.convert_to_numpy(classifier(encoder.predict_on_batch(batch)))
+        result[start : start + len(batch)] = ctc_collapse(
+            np.argmax(logits, axis=-1), frame_lengths(batch)
+        )
+    return result
+
+
+def resolve_decoder(model: Any, decoder: str = "auto") -> str:
+    """``attention`` or ``ctc`` for ``model``; ``auto``: CTC when the model has a CTC head."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    available = [
+        name for name, ok in (("ctc", has_ctc_head(model)), ("attention", has_decoder(model))) if ok
+    ]
+    if decoder == "auto":
+        return available[0]
+    if decoder not in available:
+        raise ValueError(f"this model has no {decoder} head (it has: {', '.join(available)})")
+    return decoder
+
+
+def decode(
+    model: Any,
+    frames,
+    decoder: str = "auto",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = False,
+) -> np.ndarray:
+    """Ids (N, 32) of ``frames`` by the ``attention`` decoder or the ``ctc`` head."""
+    if resolve_decoder(model, decoder) == "ctc":
+        return ctc_greedy_decode(model, frames, batch_size, progress)
+    return greedy_decode(model, frames, batch_size, progress)

@@ -86,13 +86,16 @@ def evaluate(
     batch_size: int = 256,
     worst: int = WORST_SHOWN,
     progress: bool = False,
+    decoder: str = "auto",
 ) -> EvaluationResult:
-    """Batched greedy decoding of ``X`` with ``model``, scored against target ids ``y``."""
-    from aslfr_lib.decoding import greedy_decode, ids_to_phrases
+    """Batched greedy decoding of ``X`` with ``model`` (``decoder``: attention, ctc or auto =
+    CTC when the model has a CTC head), scored against target ids ``y``."""
+    from aslfr_lib.decoding import decode, ids_to_phrases
 
     if len(X) != len(y):
         raise ValueError(f"{len(X)} frame sequences but {len(y)} targets")
-    predictions = ids_to_phrases(greedy_decode(model, X, batch_size, progress=progress))
+    ids = decode(model, np.asarray(X), decoder, batch_size, progress=progress)
+    predictions = ids_to_phrases(ids)
     return evaluate_phrases(ids_to_phrases(y), predictions, sequence_ids, worst)
 
 
@@ -128,6 +131,7 @@ class EvaluateConfig:
     batch_size: int = param(256, "sequences per greedy-decoding batch")
     worst: int = param(WORST_SHOWN, "worst predictions to print")
     backend: str = param("tensorflow", "Keras backend: tensorflow or jax")
+    decoder: str = param("auto", "auto (CTC head if any), attention or ctc")
 
 
 def model_path(model: str | Path) -> Path:
@@ -163,7 +167,14 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
         )
     model = load_checkpoint(path, compile=False)
     result = evaluate(
-        model, X, y, data.sequence_ids(config.split), config.batch_size, config.worst, progress
+        model,
+        X,
+        y,
+        data.sequence_ids(config.split),
+        config.batch_size,
+        config.worst,
+        progress,
+        config.decoder,
     )
     out = Path(config.out) if config.out else path.parent
     files = {
@@ -171,7 +182,10 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
         "predictions": out / f"predictions_{config.split}.csv",
         "distances": out / f"distance_distribution_{config.split}.png",
     }
-    summary = {**result.summary(), "model": str(path), "split": config.split}
+    from aslfr_lib.decoding import resolve_decoder
+
+    decoder = resolve_decoder(model, config.decoder)
+    summary = {**result.summary(), "model": str(path), "split": config.split, "decoder": decoder}
     atomic.write_json(files["metrics"], summary)
     atomic.write_text(files["predictions"], result.table.to_csv(index=False))
     title = f"{config.split} Levenshtein distance distribution"

@@ -624,3 +624,73 @@ class KeepFirstPositions(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "length": self.length}
+
+
+@register
+class TokenMasking(keras.layers.Layer):
+    """Decoder-input masking (training only): each input token but the first becomes ``mask_token``
+    with probability ``rate``, so the decoder cannot lean on its own previous characters alone
+    and must read the frames (1st place of the Kaggle competition found this among the most
+    useful augmentations). The identity at inference and when ``rate`` is 0."""
+
+    def __init__(self, rate: float, mask_token: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"token mask rate must be in [0, 1), got {rate}")
+        self.rate = rate
+        self.mask_token = mask_token
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, tokens, training=None):
+        if not training or self.rate == 0:
+            return tokens
+        draw = keras.random.uniform(ops.shape(tokens), seed=self.seed_generator)
+        first = ops.expand_dims(ops.arange(ops.shape(tokens)[1]) == 0, axis=0)  # keep SOS
+        masked = ops.logical_and(draw < self.rate, ops.logical_not(first))
+        return ops.where(masked, ops.cast(self.mask_token, tokens.dtype), tokens)
+
+    def compute_output_spec(self, tokens, training=None):
+        return keras.KerasTensor(tokens.shape, dtype=tokens.dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "rate": self.rate,
+            "mask_token": self.mask_token,
+            "seed": self.seed,
+        }
+
+
+@register
+class CTCOutput(keras.layers.Layer):
+    """(CTC logits (B, S, C), frame mask (B, S)) -> (B, S, C + 1) float32: the mask appended.
+
+    A Keras loss sees only ``(y_true, y_pred)``, and the CTC loss needs each sequence's number
+    of frames; carrying the mask as the last channel gives it to ``losses.CTCLoss`` (and to CTC
+    decoding) without a custom training step.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, logits, frame_mask):
+        mask = ops.expand_dims(ops.cast(frame_mask, "float32"), axis=-1)
+        return ops.concatenate([ops.cast(logits, "float32"), mask], axis=-1)
+
+    def compute_output_shape(self, logits_shape, frame_mask_shape):
+        return (*logits_shape[:-1], logits_shape[-1] + 1)
+
+
+def ctc_parts(ctc_output):
+    """Split a ``CTCOutput`` into (logits (B, S, C), frame lengths (B,) int32).
+
+    The length is the last frame with landmarks + 1: frames with landmarks come first, and a
+    frame emptied by time masking inside the sequence still has a CTC output.
+    """
+    logits = ctc_output[..., :-1]
+    mask = ctc_output[..., -1] > 0.5
+    positions = ops.arange(1, ops.shape(mask)[1] + 1, dtype="int32")
+    lengths = ops.max(ops.where(mask, positions, 0), axis=1)
+    return logits, ops.cast(lengths, "int32")

@@ -21,6 +21,11 @@ from aslfr_lib.vocab import NUM_CLASSES, PAD, SOS, TARGET_LENGTH
 
 ENCODER_NAME = "encoder"
 DECODER_NAME = "decoder"
+CTC_CLASSIFIER_NAME = "ctc_classifier"
+LOGITS_OUTPUT = "logits"  # output names of a model with a CTC head (dict outputs)
+CTC_OUTPUT = "ctc"
+CTC_BLANK = PAD  # CTC's blank class: PAD is never a character, so the 62 classes serve both heads
+ENCODER_TYPES = ("transformer", "conformer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +51,17 @@ class ArchitectureConfig:
         "run the decoder over all `frames` positions and keep the first 32, as the reference "
         "did (same logits, ~4x the decoder work and a `frames`-row position table)",
     )
+    encoder_type: str = param(
+        "transformer", "transformer (V6) or conformer (+ depthwise conv module per block)"
+    )
+    conv_kernel_size: int = param(15, "conformer: depthwise convolution width in frames (odd)")
+    conv_expansion: int = param(1, "conformer: conv module width = encoder width * this")
+    ctc_weight: float = param(
+        0.0, "loss = w * CTC (encoder head) + (1 - w) * cross-entropy; 0: V6, 1: CTC only"
+    )
+    decoder_token_mask: float = param(
+        0.0, "training: share of decoder input tokens replaced by PAD (0: off)"
+    )
     reference_cross_attention_mask: bool = param(
         False,
         "cross-attention with the reference's causal mask (decoder position i sees frames "
@@ -53,6 +69,16 @@ class ArchitectureConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.encoder_type not in ENCODER_TYPES:
+            raise ValueError(
+                f"encoder_type must be one of {ENCODER_TYPES}, got {self.encoder_type!r}"
+            )
+        if not 0.0 <= self.ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
+        if self.conv_kernel_size < 1 or self.conv_kernel_size % 2 == 0:
+            raise ValueError(f"conv_kernel_size must be odd, got {self.conv_kernel_size}")
+        if not 0.0 <= self.decoder_token_mask < 1.0:
+            raise ValueError(f"decoder_token_mask must be in [0, 1), got {self.decoder_token_mask}")
         for name in ("encoder_dim", "decoder_dim"):
             width = getattr(self, name)
             if width % (self.num_heads * self.head_dim_divisor):
@@ -60,6 +86,15 @@ class ArchitectureConfig:
                     f"{name}={width} must be divisible by num_heads * head_dim_divisor = "
                     f"{self.num_heads * self.head_dim_divisor}"
                 )
+
+    @property
+    def has_decoder(self) -> bool:
+        """The attention decoder exists unless the model is trained by CTC alone."""
+        return self.ctc_weight < 1.0
+
+    @property
+    def has_ctc_head(self) -> bool:
+        return self.ctc_weight > 0.0
 
     @property
     def encoder_head_dim(self) -> int:
@@ -104,6 +139,7 @@ def build_encoder(config: ModelConfig) -> Any:
     import keras
 
     from aslfr_lib import layers
+    from aslfr_lib.conformer import ConvModule
 
     frames = keras.Input((config.frames, config.features), name="frames")
     frame_mask = layers.FrameMask(name="frame_mask")(frames)  # (B, S)
@@ -122,6 +158,14 @@ def build_encoder(config: ModelConfig) -> Any:
             layer_norm_epsilon=config.layer_norm_epsilon,
             name=f"encoder_block_{index}",
         )(x, attention_mask=attention_mask)
+        if config.encoder_type == "conformer":
+            x = ConvModule(
+                kernel_size=config.conv_kernel_size,
+                expansion=config.conv_expansion,
+                dropout=config.mlp_dropout,
+                layer_norm_epsilon=config.layer_norm_epsilon,
+                name=f"encoder_conv_{index}",
+            )(x, frame_mask)
     if config.encoder_dim != config.decoder_dim:
         x = keras.layers.Dense(
             config.decoder_dim,
@@ -145,6 +189,8 @@ def build_decoder(config: ModelConfig) -> Any:
     frame_mask = keras.Input((config.frames,), dtype="bool", name="frame_mask")
     tokens = keras.Input((TARGET_LENGTH,), dtype="int32", name="tokens")
     x = tokens
+    if config.decoder_token_mask > 0:
+        x = layers.TokenMasking(config.decoder_token_mask, PAD, name="token_masking")(x)
     if config.reference_decoder_positions:
         x = layers.PadTokens(config.decoder_positions, PAD, name="pad_tokens")(x)
     x = layers.TokenAndPositionEmbedding(
@@ -187,6 +233,10 @@ def build_decoder(config: ModelConfig) -> Any:
 def build_model(config: ModelConfig | None = None, means=None, stds=None) -> Any:
     """The full model: {frames (B, frames, features), phrase (B, 32)} -> logits (B, 32, 62).
 
+    With a CTC head (``ctc_weight`` > 0) the outputs are a dict: ``logits`` (the decoder's,
+    absent when ``ctc_weight`` is 1) and ``ctc`` (B, frames, 63): per-frame CTC logits over
+    the 62 classes (blank = PAD) with the frame mask appended (``layers.CTCOutput``).
+
     ``means``/``stds`` (length ``features``) are stored in the model for the non-zero
     normalisation; without them it is the identity until ``set_normalization`` is called.
     """
@@ -199,12 +249,43 @@ def build_model(config: ModelConfig | None = None, means=None, stds=None) -> Any
     phrase = keras.Input((TARGET_LENGTH,), dtype="int32", name="phrase")
     encoded = build_encoder(config)(frames)
     frame_mask = layers.FrameMask(name="frame_mask")(frames)
-    tokens = layers.DecoderInputTokens(SOS, name="decoder_input_tokens")(phrase)
-    logits = build_decoder(config)({"encoded": encoded, "frame_mask": frame_mask, "tokens": tokens})
-    model = keras.Model({"frames": frames, "phrase": phrase}, logits, name="aslfr_transformer")
+    outputs = {}
+    if config.has_decoder:
+        tokens = layers.DecoderInputTokens(SOS, name="decoder_input_tokens")(phrase)
+        outputs[LOGITS_OUTPUT] = build_decoder(config)(
+            {"encoded": encoded, "frame_mask": frame_mask, "tokens": tokens}
+        )
+    if config.has_ctc_head:
+        x = keras.layers.Dropout(config.classifier_dropout, name="ctc_dropout")(encoded)
+        ctc_logits = keras.layers.Dense(NUM_CLASSES, dtype="float32", name=CTC_CLASSIFIER_NAME)(
+            x
+        )  # (B, S, 62): per-frame characters, blank = PAD
+        outputs[CTC_OUTPUT] = layers.CTCOutput(name="ctc_output")(ctc_logits, frame_mask)
+    if not config.has_ctc_head:
+        outputs = outputs[LOGITS_OUTPUT]  # V6: one output, as the reference
+    model = keras.Model({"frames": frames, "phrase": phrase}, outputs, name="aslfr_transformer")
     if means is not None or stds is not None:
         set_normalization(model, means, stds)
     return model
+
+
+def has_decoder(model: Any) -> bool:
+    """True when ``model`` (a full model) has the attention decoder."""
+    return any(layer.name == DECODER_NAME for layer in model.layers)
+
+
+def has_ctc_head(model: Any) -> bool:
+    """True when ``model`` (a full model) has a CTC classifier on its encoder."""
+    return any(layer.name == CTC_CLASSIFIER_NAME for layer in model.layers)
+
+
+def ctc_classifier_of(model: Any) -> Any:
+    return model.get_layer(CTC_CLASSIFIER_NAME)
+
+
+def attention_logits(outputs: Any) -> Any:
+    """The decoder logits of a full model's outputs (a tensor, or the dict of a CTC model)."""
+    return outputs[LOGITS_OUTPUT] if isinstance(outputs, dict) else outputs
 
 
 def encoder_of(model: Any) -> Any:

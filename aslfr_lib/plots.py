@@ -90,7 +90,7 @@ def _is_rate(metric: str) -> bool:
     return metric in ("lr", "learning_rate")
 
 
-def plot_history(history: Mapping[str, Sequence[float]]) -> Figure:
+def plot_history(history: Mapping[str, Sequence[float]], train_label: str = "train") -> Figure:
     """One panel per metric (``loss``, ``top1acc``, ``top5acc``...; ``val_<metric>`` is drawn in
     the same panel), epochs on x, the best epoch of each curve marked (lowest for losses,
     highest otherwise; none for the learning rate, drawn on a log axis)."""
@@ -112,7 +112,7 @@ def plot_history(history: Mapping[str, Sequence[float]]) -> Figure:
             if prefix + metric not in history:
                 continue
             values = np.asarray(history[prefix + metric], dtype=np.float64)
-            label = "val" if prefix else "train"
+            label = "val" if prefix else train_label
             ax.plot(x, values, color=colour, label=label)
             finite = np.isfinite(values)
             if not _is_rate(metric) and finite.any():  # a diverged (NaN) epoch is never best

@@ -43,6 +43,8 @@ HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 CONFIG_JSON = "config.json"
 EXAMPLES_SHOWN = 5
+# Keras's log names for a model with a CTC head -> history columns.
+LOG_NAMES = {"logits_loss": "attention_loss", "logits_top1": "top1", "logits_top5": "top5"}
 DEFAULT_WARMUP_FRACTION = 0.1  # the reference: 10 warmup epochs of 100
 
 CHOICES = {
@@ -51,6 +53,7 @@ CHOICES = {
     "backend": ("tensorflow", "jax"),
     "mixed_precision": ("none", "bfloat16", "float16"),
     "devices": ("one", "all"),
+    "decoder": ("auto", "attention", "ctc"),
 }
 # Fields a resumed run must share with the run it continues (they shape the saved model, the
 # optimizer state or the learning-rate schedule).
@@ -100,6 +103,7 @@ class TrainConfig(ArchitectureConfig):
     examples_every: int = param(5, "print decoded validation phrases every N epochs (0: never)")
     score_every: int = param(1, "validation competition score every N epochs (and the last)")
     decode_batch_size: int = param(256, "sequences per batch when greedy decoding")
+    decoder: str = param("auto", "head of the validation score: auto (CTC if any), attention, ctc")
     verbose: int = param(1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch")
 
     @property
@@ -120,6 +124,14 @@ class TrainConfig(ArchitectureConfig):
         if self.warmup_epochs is not None and not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(
                 f"warmup_epochs must be in 0..epochs ({self.epochs}), got {self.warmup_epochs}"
+            )
+        if (self.decoder == "attention" and not self.has_decoder) or (
+            self.decoder == "ctc" and not self.has_ctc_head
+        ):
+            raise ValueError(
+                f"decoder {self.decoder!r} needs its head; ctc_weight={self.ctc_weight} builds "
+                f"{'a CTC head' if self.has_ctc_head else 'no CTC head'} and "
+                f"{'a decoder' if self.has_decoder else 'no decoder'}"
             )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
@@ -196,8 +208,11 @@ def learning_rates(config: TrainConfig) -> list[float]:
 
 def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
     """Optimizer (per-epoch warmup + cosine schedule), masked loss, top-1/top-5 metrics."""
-    from aslfr_lib.losses import MaskedCrossEntropy
+    from aslfr_lib.losses import CTCLoss, MaskedCrossEntropy
     from aslfr_lib.metrics import character_metrics
+    from aslfr_lib.model import CTC_OUTPUT, LOGITS_OUTPUT
+    from aslfr_lib.model import has_ctc_head as model_has_ctc_head
+    from aslfr_lib.model import has_decoder as model_has_decoder
     from aslfr_lib.optimizers import build_optimizer
     from aslfr_lib.schedules import EpochWarmupCosine
 
@@ -211,11 +226,21 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
         sma_threshold=config.sma_threshold,
         sync_period=config.lookahead_sync_period,
     )
-    model.compile(
-        optimizer=optimizer,
-        loss=MaskedCrossEntropy(config.label_smoothing),
-        metrics=character_metrics(),
-    )
+    if not model_has_ctc_head(model):  # V6: one output
+        model.compile(
+            optimizer=optimizer,
+            loss=MaskedCrossEntropy(config.label_smoothing),
+            metrics=character_metrics(),
+        )
+        return
+    losses = {CTC_OUTPUT: CTCLoss()}
+    weights = {CTC_OUTPUT: config.ctc_weight}
+    metrics = {}
+    if model_has_decoder(model):
+        losses[LOGITS_OUTPUT] = MaskedCrossEntropy(config.label_smoothing)
+        weights[LOGITS_OUTPUT] = 1.0 - config.ctc_weight
+        metrics[LOGITS_OUTPUT] = character_metrics()
+    model.compile(optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics)
 
 
 def save_best(model: Any, out: Path, run_state: dict) -> None:
@@ -286,27 +311,35 @@ def sanity_checks(
     """
     from keras import ops
 
-    from aslfr_lib.losses import masked_cross_entropy
+    from aslfr_lib.losses import CTCLoss, masked_cross_entropy
     from aslfr_lib.metrics import MaskedTopKAccuracy
+    from aslfr_lib.model import CTC_OUTPUT, LOGITS_OUTPUT, has_decoder
 
     frames = np.asarray(X[:batch_size], dtype=np.float32)
     targets = np.asarray(y[:batch_size], dtype=np.int32)
     inputs = {"frames": frames, "phrase": targets}
-    logits = ops.convert_to_numpy(model(inputs, training=False))
-    deterministic = all(
-        np.array_equal(logits, ops.convert_to_numpy(model(inputs, training=False)))
-        for _ in range(repeats)
-    )
-    changed = min(
-        float(np.mean(logits != ops.convert_to_numpy(model(inputs, training=True))))
-        for _ in range(repeats)
-    )
-    accuracies = {}
-    for k in (1, 5):
-        metric = MaskedTopKAccuracy(k)
-        metric.update_state(targets, logits)
-        accuracies[k] = float(ops.convert_to_numpy(metric.result()))
-    loss = masked_cross_entropy(targets, logits, label_smoothing)
+
+    def head_logits(training: bool) -> np.ndarray:
+        """The decoder's logits, or a CTC-only model's per-frame logits."""
+        outputs = model(inputs, training=training)
+        if isinstance(outputs, dict):
+            outputs = outputs.get(LOGITS_OUTPUT, outputs.get(CTC_OUTPUT))
+        return ops.convert_to_numpy(outputs)
+
+    attention = has_decoder(model)
+    logits = head_logits(False)
+    deterministic = all(np.array_equal(logits, head_logits(False)) for _ in range(repeats))
+    changed = min(float(np.mean(logits != head_logits(True))) for _ in range(repeats))
+    accuracies = {1: math.nan, 5: math.nan}  # CTC-only models have no per-position accuracy
+    if attention:
+        for k in (1, 5):
+            metric = MaskedTopKAccuracy(k)
+            metric.update_state(targets, logits)
+            accuracies[k] = float(ops.convert_to_numpy(metric.result()))
+        loss = masked_cross_entropy(targets, logits, label_smoothing)
+    else:
+        loss = CTCLoss()(targets, logits)
+        logits = logits[..., :-1]  # without the appended frame mask
     return {
         "inference_deterministic": bool(deterministic),
         "training_changes_outputs": changed,
@@ -347,31 +380,45 @@ class EpochEnd:
         self.state = state
         self.out = Path(config.out)
         self.rates = learning_rates(config)
+        from aslfr_lib.model import has_ctc_head, has_decoder
 
-    def _score(self, epoch: int) -> tuple[float, list[str], list[str]] | None:
-        from aslfr_lib.decoding import greedy_decode, ids_to_phrases
+        self.both_heads = has_decoder(model) and has_ctc_head(model)
+
+    def _score(self, epoch: int) -> tuple[float, list[str], list[str], dict] | None:
+        """(score of ``config.decoder``, targets, its predictions, {head: score}) or None."""
+        from aslfr_lib.decoding import decode, ids_to_phrases, resolve_decoder
+        from aslfr_lib.model import has_ctc_head, has_decoder
         from aslfr_lib.scoring import competition_score
 
         last = epoch + 1 == self.config.epochs
         if not self.data.has_validation or not (last or (epoch + 1) % self.config.score_every == 0):
             return None
-        ids = greedy_decode(self.model, self.data.X_val, self.config.decode_batch_size)
-        predictions = ids_to_phrases(ids)
+        chosen = resolve_decoder(self.model, self.config.decoder)
+        heads = [
+            h for h, ok in (("attention", has_decoder), ("ctc", has_ctc_head)) if ok(self.model)
+        ]
         targets = ids_to_phrases(self.data.y_val)
-        return competition_score(targets, predictions), targets, predictions
+        X_val = np.asarray(self.data.X_val)
+        predictions, scores = {}, {}
+        for head in heads:
+            ids = decode(self.model, X_val, head, self.config.decode_batch_size)
+            predictions[head] = ids_to_phrases(ids)
+            scores[head] = competition_score(targets, predictions[head])
+        return scores[chosen], targets, predictions[chosen], scores
 
     def _examples(self, epoch: int, scored) -> None:
         every = self.config.examples_every
         if every <= 0 or (epoch + 1) % every:
             return
-        from aslfr_lib.decoding import greedy_decode, ids_to_phrases
+        from aslfr_lib.decoding import decode, ids_to_phrases
 
         if scored is not None:
             targets, predictions = scored[1][:EXAMPLES_SHOWN], scored[2][:EXAMPLES_SHOWN]
         else:
             X, y = self.data.split("val" if self.data.has_validation else "train")
             targets = ids_to_phrases(y[:EXAMPLES_SHOWN])
-            predictions = ids_to_phrases(greedy_decode(self.model, X[:EXAMPLES_SHOWN]))
+            X = np.asarray(X[:EXAMPLES_SHOWN])
+            predictions = ids_to_phrases(decode(self.model, X, self.config.decoder))
         split = "validation" if self.data.has_validation else "training"
         lines = [f"epoch {epoch + 1}: {split} examples (target | prediction)"]
         lines += [f"  {t!r:36} | {p!r}" for t, p in zip(targets, predictions, strict=True)]
@@ -381,11 +428,15 @@ class EpochEnd:
         logs = dict(logs or {})
         scored = self._score(epoch)
         record = {"epoch": epoch + 1, "lr": self.rates[epoch]}
-        for name in ("loss", "top1", "top5", "val_loss", "val_top1", "val_top5"):
-            if name in logs:
-                record[name] = float(logs[name])
+        for key, value in logs.items():
+            prefix = "val_" if key.startswith("val_") else ""
+            name = key.removeprefix("val_")
+            record[prefix + LOG_NAMES.get(name, name)] = float(value)
         if self.data.has_validation:
             record["val_score"] = math.nan if scored is None else float(scored[0])
+            if self.both_heads:  # each head's own score, beside the chosen one
+                for head in ("attention", "ctc"):
+                    record[f"val_{head}_score"] = math.nan if scored is None else scored[3][head]
         for key, value in record.items():
             self.history.setdefault(key, []).append(value)
 
@@ -437,16 +488,82 @@ def new_model(config: TrainConfig, data: Any = None) -> Any:
     return model
 
 
+def output_names(model: Any) -> list[str]:
+    """Names of a dict-output model's outputs ([] for the V6 single output)."""
+    return list(model.output) if isinstance(model.output, dict) else []
+
+
+def TargetsPerOutput(batches: Any, names: list[str]) -> Any:  # noqa: N802 - a class factory
+    """``batches`` with each batch's targets given once per output name (Keras wants a dict
+    of targets for a dict of outputs). A factory so that this module imports no Keras."""
+    import keras
+
+    class _TargetsPerOutput(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.batches = batches
+
+        def __len__(self) -> int:
+            return len(self.batches)
+
+        def __getitem__(self, index: int):
+            inputs, targets = self.batches[index]
+            return inputs, {name: targets for name in names}
+
+        def on_epoch_end(self) -> None:
+            self.batches.on_epoch_end()
+
+    return _TargetsPerOutput()
+
+
+def report_unalignable(data: Any, model: Any) -> int:
+    """Count the training sequences whose characters CTC cannot align and say so.
+
+    A phrase needs one frame per character and a blank between equal neighbours; with fewer
+    frames with landmarks (after the resize to the model's frames) the CTC loss is masked for
+    that sequence (``losses.ctc_loss_per_sequence``) instead of becoming inf or NaN. The
+    attention loss still trains on it.
+    """
+    from aslfr_lib.decoding import frame_lengths
+
+    y = np.asarray(data.y_train)
+    characters = y < PAD
+    repeats = characters[:, 1:] & characters[:, :-1] & (y[:, 1:] == y[:, :-1])
+    needed = characters.sum(axis=1) + repeats.sum(axis=1)
+    frames = getattr(data, "train_lengths", None)
+    if frames is None:
+        frames = np.concatenate(
+            [frame_lengths(np.asarray(data.X_train[i : i + 1024])) for i in range(0, len(y), 1024)]
+        )
+    unalignable = int(np.count_nonzero(needed > np.asarray(frames)))
+    if unalignable:
+        print(
+            f"aslfr train: {unalignable} of {len(y)} training sequences have more characters "
+            "(+ repeats) than frames; CTC skips them (masked from the CTC loss)",
+            flush=True,
+        )
+    return unalignable
+
+
 def _save_plots(out: Path, config: TrainConfig, history: dict[str, list[float]]) -> dict:
     from aslfr_lib import plots
 
     paths = {"lr_schedule": out / "lr_schedule.png"}
     plots.save_figure(plots.plot_lr_schedule(learning_rates(config)), paths["lr_schedule"])
-    for metric in ("loss", "top1", "top5"):
+    for metric in ("loss", "top1", "top5", "attention_loss", "ctc_loss"):
         curves = {k: history[k] for k in (metric, f"val_{metric}") if k in history}
         if metric in curves and len(curves[metric]):
             paths[metric] = out / f"{metric}.png"
             plots.save_figure(plots.plot_history(curves), paths[metric])
+    names = ("val_score", "val_attention_score", "val_ctc_score")
+    scores = {
+        k.removeprefix("val_"): history[k]
+        for k in names
+        if k in history and np.isfinite(history[k]).any()
+    }
+    if scores:  # one panel per head: the chosen head's score, then each head's own
+        paths["score"] = out / "score.png"
+        plots.save_figure(plots.plot_history(scores, "validation"), paths["score"])
     return paths
 
 
@@ -499,6 +616,11 @@ def train(config: TrainConfig) -> TrainResult:
                 shuffle=False,
                 full_batches=n > 1,  # replicas need equal shares; 1 device: no repeats
             )
+        names = output_names(model)
+        if names:  # a model with a CTC head: one copy of the targets per output
+            train_batches = TargetsPerOutput(train_batches, names)
+            val_batches = val_batches and TargetsPerOutput(val_batches, names)
+            report_unalignable(data, model)
         epoch_end = EpochEnd(model, config, data, history, state)
         if initial_epoch < config.epochs:
             model.fit(

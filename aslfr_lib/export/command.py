@@ -14,6 +14,7 @@ from aslfr_lib.config import param, stage_config, stage_parser
 from aslfr_lib.submission import DEFAULT_TEST_SEQUENCES  # TF-free
 
 CHECKPOINTS = ("best", "last")
+DECODERS = ("auto", "attention", "ctc")
 QUANTIZATIONS = ("float32", "fp16", "dynamic_range")
 MAX_MODEL_MB = 40.0  # Kaggle's limit on the submitted model
 
@@ -38,6 +39,7 @@ class ExportConfig:
     model: str = param("outputs/model", "trained model folder (best.keras, last.keras) or a .keras")
     out: str = param("outputs/submission", "folder for model.tflite, inference_args.json, zip")
     checkpoint: str = param("best", "checkpoint of the model folder: best or last")
+    decoder: str = param("auto", "auto (CTC head if the model has one), attention or ctc")
     fp16: bool = param(False, "float16 weights: half the file, same phrases in practice")
     dynamic_range: bool = param(
         False, "int8 weights: a quarter of the file, faster; phrases may change"
@@ -59,6 +61,8 @@ class ExportConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.checkpoint not in CHECKPOINTS:
             raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
         quantization_of(self.fp16, self.dynamic_range)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aslfr_lib.decoding import greedy_decode, ids_to_phrases
+from aslfr_lib.decoding import ctc_greedy_decode, greedy_decode, ids_to_phrases
 from aslfr_lib.export.inference import model_frames
 from aslfr_lib.preprocess import preprocess_sequence
 from aslfr_lib.runner import HarnessRunner, Submission
@@ -33,13 +33,14 @@ def compare_predictions(
     mirror: bool = True,
     progress: bool = False,
     cached: bool = True,
+    decoder: str = "attention",
 ) -> pd.DataFrame:
     """One row per sequence: the true phrase, Keras's and the .tflite's greedy phrases, match.
 
     ``mirror`` must be the setting the model's training data was preprocessed with (the export
     bakes the same one into the graph). ``cached=False`` decodes the Keras side with the full
     decoder instead of ``decoding.decode_step`` (which the export shares), for an independent
-    check.
+    check. ``decoder`` is the head the submission decodes with (``ExportResult.decoder``).
     """
     runner = HarnessRunner(submission, num_threads=1)
     rows, _ = select_sequences(data, processed, split, limit)
@@ -55,7 +56,10 @@ def compare_predictions(
             }
         )
         inputs.append(preprocess_sequence(frames, frames=frames_per_sequence, mirror=mirror))
-    ids = greedy_decode(model, np.stack(inputs), progress=progress, cached=cached)
+    if decoder == "ctc":
+        ids = ctc_greedy_decode(model, np.stack(inputs), progress=progress)
+    else:
+        ids = greedy_decode(model, np.stack(inputs), progress=progress, cached=cached)
     keras_phrases = ids_to_phrases(ids)
     table = pd.DataFrame(records)
     table["keras"] = keras_phrases

@@ -40,7 +40,7 @@ from aslfr_lib import landmarks
 from aslfr_lib.decoding import decode_step, init_decoder_cache
 from aslfr_lib.export.preprocessing import preprocess_tf
 from aslfr_lib.layers import has_landmarks
-from aslfr_lib.model import decoder_of, encoder_of
+from aslfr_lib.model import ctc_classifier_of, decoder_of, encoder_of, has_ctc_head, has_decoder
 from aslfr_lib.vocab import EOS, NUM_CLASSES, PAD, SOS, TARGET_LENGTH
 
 INPUT_NAME = "inputs"  # the harness calls serving_default(inputs=frames)
@@ -109,8 +109,13 @@ def encode_frames_with_landmarks(model: Any, frames: tf.Tensor) -> tuple[tf.Tens
     x = encoder.get_layer("landmark_embedding")(x, kept_mask)  # (1, k, De)
     table = tf.convert_to_tensor(encoder.get_layer("position_embedding").embeddings)
     x = x + tf.reshape(tf.gather(tf.cast(table, x.dtype), rows), [1, -1, x.shape[-1]])
-    for block in layers_named(encoder, "encoder_block_"):
+    convs = {
+        layer.name: layer for layer in encoder.layers if layer.name.startswith("encoder_conv_")
+    }
+    for index, block in enumerate(layers_named(encoder, "encoder_block_")):
         x = _encoder_block(block, x)
+        if f"encoder_conv_{index}" in convs:  # conformer: the conv module after the block
+            x = convs[f"encoder_conv_{index}"](x, kept_mask)
     if any(layer.name == "projection" for layer in encoder.layers):  # encoder_dim != decoder_dim
         x = encoder.get_layer("projection")(x)  # (1, k, Dd)
     return x, kept_mask
@@ -150,8 +155,16 @@ class InferenceModule(tf.Module):
         skip_empty_frames: bool = True,
         max_steps: int = TARGET_LENGTH,
         outputs: str = "one_hot",
+        decoder: str = "attention",
     ):
         super().__init__(name="aslfr_inference")
+        if decoder not in ("attention", "ctc"):
+            raise ValueError(f"decoder must be attention or ctc, got {decoder!r}")
+        if not (has_ctc_head if decoder == "ctc" else has_decoder)(model):
+            raise ValueError(f"the model has no {decoder} head to export")
+        if decoder == "ctc" and outputs != "one_hot":
+            raise ValueError("a CTC export returns one-hot rows only")
+        self.decoder = decoder
         if outputs not in OUTPUT_KINDS:
             raise ValueError(f"outputs must be one of {OUTPUT_KINDS}, got {outputs!r}")
         if not 1 <= max_steps <= TARGET_LENGTH:
@@ -163,7 +176,9 @@ class InferenceModule(tf.Module):
         self.model_variables = [weight.value for weight in model.weights]
         self.frames = model_frames(model)
         self.mirror = mirror
-        self.skip_empty_frames = skip_empty_frames and not uses_causal_cross_attention(model)
+        self.skip_empty_frames = skip_empty_frames and not (
+            has_decoder(model) and uses_causal_cross_attention(model)
+        )
         self.max_steps = max_steps
         self.outputs = outputs
         self.serve = tf.function(
@@ -182,6 +197,33 @@ class InferenceModule(tf.Module):
         return encoder_of(self.model)(frames, training=False), has_landmarks(frames)
 
     def _serve(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        if self.decoder == "ctc":
+            return self._serve_ctc(inputs)
+        return self._serve_attention(inputs)
+
+    def _serve_ctc(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Greedy CTC: per-frame argmax, repeats merged, blanks (PAD) and SOS/EOS dropped;
+        ``decoding.ctc_collapse`` in builtin ops. No loop: one encoder pass and a gather."""
+        encoded, frame_mask = self.encode(inputs)  # (1, k, D), (1, k)
+        logits = ctc_classifier_of(self.model)(encoded)  # (1, k, 62)
+        best = tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), [-1])  # (k,)
+        count = tf.size(best)
+        previous = tf.gather(tf.concat([tf.constant([-1], tf.int32), best], 0), tf.range(count))
+        keep = tf.logical_and(
+            tf.logical_and(tf.not_equal(best, previous), tf.less(best, PAD)),
+            tf.reshape(frame_mask, [-1]),
+        )
+        characters = tf.gather(best, tf.reshape(tf.where(keep), [-1]))  # (n,)
+        characters = tf.gather(
+            characters, tf.range(tf.minimum(tf.size(characters), TARGET_LENGTH - 1))
+        )
+        ids = tf.concat(
+            [characters, tf.constant([EOS], tf.int32), tf.fill([TARGET_LENGTH], PAD)], axis=0
+        )
+        ids = tf.gather(ids, tf.range(TARGET_LENGTH))  # characters, EOS, PAD: (32,)
+        return {OUTPUT_NAME: tf.one_hot(ids, NUM_CLASSES, dtype=tf.float32)}
+
+    def _serve_attention(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         encoded, frame_mask = self.encode(inputs)
         cache = decoder_cache(self.model, encoded, frame_mask)
         rows = tf.range(TARGET_LENGTH)

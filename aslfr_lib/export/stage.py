@@ -49,6 +49,7 @@ class ExportResult:
     zip_bytes: int
     seconds: float  # build + conversion + writing
     model: Any = dataclasses.field(repr=False)  # the Keras model, for comparisons
+    decoder: str = "attention"  # the head the TFLite graph decodes with
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -57,6 +58,7 @@ class ExportResult:
             "submission_zip": str(self.paths.zip),
             "checkpoint": self.checkpoint,
             "quantization": self.quantization,
+            "decoder": self.decoder,
             "mirror": self.mirror,
             "skip_empty_frames": self.skip_empty_frames,
             "frames": self.frames,
@@ -170,13 +172,20 @@ def export_model(
     skip_empty_frames: bool = True,
     max_size_mb: float = tflite.MAX_MODEL_MB,
     checkpoint: str = "<in memory>",
+    decoder: str = "auto",
 ) -> ExportResult:
     """Convert a Keras model into the submission files in ``out``; nothing is written when the
-    conversion fails or the file is too large."""
+    conversion fails or the file is too large. ``decoder``: attention (KV-cached greedy loop),
+    ctc (greedy CTC on the encoder, no loop) or auto (CTC when the model has a CTC head)."""
+    from aslfr_lib.decoding import resolve_decoder
+
     require_tensorflow_backend()
     started = time.perf_counter()
     model = float32_model(model)
-    module = InferenceModule(model, mirror=mirror, skip_empty_frames=skip_empty_frames)
+    decoder = resolve_decoder(model, decoder)
+    module = InferenceModule(
+        model, mirror=mirror, skip_empty_frames=skip_empty_frames, decoder=decoder
+    )
     model_bytes = tflite.convert(module, quantization)
     tflite.check_size(len(model_bytes), max_size_mb)
     paths = write_submission(out, model_bytes)
@@ -191,6 +200,7 @@ def export_model(
         zip_bytes=paths.zip.stat().st_size,
         seconds=time.perf_counter() - started,
         model=model,
+        decoder=decoder,
     )
 
 
@@ -210,6 +220,7 @@ def export_submission(config: ExportConfig, model: Any = None) -> ExportResult:
         skip_empty_frames=config.skip_empty_frames,
         max_size_mb=config.max_size_mb,
         checkpoint=checkpoint,
+        decoder=config.decoder,
     )
 
 
@@ -251,6 +262,7 @@ def keras_vs_tflite(config: ExportConfig, result: ExportResult, progress: bool =
         _require_data(config),
         mirror=result.mirror,
         progress=progress,
+        decoder=result.decoder,
         **check_selection(config),
     )
 
