@@ -136,6 +136,38 @@ def stage_config(cls: type[T], args: argparse.Namespace) -> T:
     return from_args(cls, args, **base)
 
 
+def parameter_cell(cls: type) -> str:
+    """The papermill parameters cell of a stage: one annotated line per field, with its help.
+
+    ``# fmt: off`` keeps ruff from wrapping lines, which papermill's parser would then miss.
+    A test holds every notebook's cell equal to this (regenerate with ``write_parameter_cell``).
+    """
+    hints = typing.get_type_hints(cls)
+    lines = ["# Parameters (papermill: -p NAME VALUE or -f params.yaml).", "# fmt: off"]
+    for field in dataclasses.fields(cls):
+        kind = hints[field.name]
+        base = _base_type(kind)
+        name = getattr(base, "__name__", str(base))
+        annotation = f"{name} | None" if base is not kind else name
+        help_text = field.metadata.get("help", "").replace(" = ", ": ").replace("=", ":")
+        default = f'"{field.default}"' if isinstance(field.default, str) else repr(field.default)
+        lines.append(f"{field.name}: {annotation} = {default}  # {help_text}")
+    lines.append("# fmt: on")
+    return "\n".join(lines)
+
+
+def write_parameter_cell(notebook: str | Path, cls: type) -> None:
+    """Replace the cell tagged ``parameters`` of ``notebook`` by ``parameter_cell(cls)``."""
+    import nbformat
+
+    book = nbformat.read(str(notebook), as_version=4)
+    cells = [c for c in book.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{notebook}: expected one cell tagged 'parameters', found {len(cells)}")
+    cells[0].source = parameter_cell(cls)
+    nbformat.write(book, str(notebook))
+
+
 def collect(cls: type[T], namespace: dict[str, Any]) -> T:
     """Build ``cls`` from the variables of a notebook's parameters cell (``globals()``)."""
     names = [f.name for f in dataclasses.fields(cls)]

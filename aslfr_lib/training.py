@@ -87,7 +87,8 @@ class TrainConfig(ArchitectureConfig):
     batch_size: int = param(64, "sequences per training step")
     lr_max: float = param(1e-3, "peak learning rate")
     warmup_epochs: int | None = param(
-        None, "warmup epochs before the cosine decay (default: 10 % of epochs, as V6's 10 of 100)"
+        None,
+        "warmup epochs before the cosine decay (default: a tenth of epochs, as V6's 10 of 100)",
     )
     warmup_method: str = param("exp", "warmup shape: exp (halves per epoch) or log (tenths)")
     weight_decay_ratio: float = param(0.05, "decoupled weight decay per step, as a ratio of lr")

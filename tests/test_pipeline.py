@@ -145,3 +145,20 @@ def test_notebook_parameters_match_the_stage_configs():
         assert list(declared) == [f.name for f in dataclasses.fields(cls)], name
         for field in dataclasses.fields(cls):
             assert declared[field.name]["help"], f"{name}: {field.name} has no help comment"
+
+
+def test_notebook_parameter_cells_are_generated_from_the_stage_configs():
+    """The cell is exactly ``config.parameter_cell`` (regenerate: ``config.write_parameter_cell``)."""
+    import nbformat
+
+    from aslfr_lib.config import parameter_cell
+    from aslfr_lib.export import ExportConfig
+    from aslfr_lib.training import TrainConfig
+
+    for name, cls in (
+        ("02_training.ipynb", TrainConfig),
+        ("03_inference_export.ipynb", ExportConfig),
+    ):
+        book = nbformat.read(str(pipeline.NOTEBOOKS_DIR / name), as_version=4)
+        cell = next(c for c in book.cells if "parameters" in c.metadata.get("tags", []))
+        assert cell.source == parameter_cell(cls), name
