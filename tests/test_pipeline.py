@@ -148,7 +148,7 @@ def test_notebook_parameters_match_the_stage_configs():
 
 
 def test_notebook_parameter_cells_are_generated_from_the_stage_configs():
-    """The cell is exactly ``config.parameter_cell`` (regenerate: ``config.write_parameter_cell``)."""
+    """Each cell is ``config.parameter_cell`` (regenerate: ``config.write_parameter_cell``)."""
     import nbformat
 
     from aslfr_lib.config import parameter_cell
