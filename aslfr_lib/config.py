@@ -145,10 +145,8 @@ def parameter_cell(cls: type) -> str:
     hints = typing.get_type_hints(cls)
     lines = ["# Parameters (papermill: -p NAME VALUE or -f params.yaml).", "# fmt: off"]
     for field in dataclasses.fields(cls):
-        kind = hints[field.name]
-        base = _base_type(kind)
-        name = getattr(base, "__name__", str(base))
-        annotation = f"{name} | None" if base is not kind else name
+        base = _base_type(hints[field.name])
+        annotation = getattr(base, "__name__", str(base))  # papermill cannot parse "int | None"
         help_text = field.metadata.get("help", "").replace(" = ", ": ").replace("=", ":")
         default = f'"{field.default}"' if isinstance(field.default, str) else repr(field.default)
         lines.append(f"{field.name}: {annotation} = {default}  # {help_text}")

@@ -158,14 +158,16 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
     import_keras(config.backend)
     from aslfr_lib.checkpoints import load_checkpoint
     from aslfr_lib.data import load_training_data
+    from aslfr_lib.model import encoder_of
 
-    data = load_training_data(config.processed)
+    model = load_checkpoint(path, compile=False)
+    frames = int(encoder_of(model).inputs[0].shape[1])  # the loader resizes to the model's
+    data = load_training_data(config.processed, frames=frames)
     X, y = data.split(config.split)
     if len(X) == 0:
         raise ValueError(
             f"{config.processed}: the {config.split} split is empty; try --split train"
         )
-    model = load_checkpoint(path, compile=False)
     result = evaluate(
         model,
         X,

@@ -1,8 +1,16 @@
-"""Competition parquet -> training arrays: clean, mirror, resize, label, split, normalise.
+"""Competition parquet -> training arrays: clean, mirror, label, split, normalise.
 
-The per-sequence steps (``clean_sequence`` then ``resize_frames``) have a TensorFlow twin in
-``aslfr_lib.export.preprocessing`` that runs inside the exported TFLite model; a test keeps the two
-equal, so the model sees at inference exactly what it saw in training.
+The per-sequence steps (``clean_sequence`` here, ``resize_frames`` in the training loader) have a
+TensorFlow twin in ``aslfr_lib.export.preprocessing`` that runs inside the exported TFLite model;
+a test keeps the two equal, so the model sees at inference exactly what it saw in training.
+
+Storage is ragged: each sequence's cleaned frames at their own length (``clean_sequence``: NaN
+-> 0, frames without a hand dropped, mirrored when left-handed), all sequences of a split one
+after another in ``frames_{split}.npy`` (rows, 164) with ``offsets_{split}.npy`` (N + 1,) int64
+marking where each starts. Padding or resizing to the model's ``frames`` happens when batches are
+read (``RaggedFrames`` / ``ResizedFrames`` below, ``aslfr_lib.data.ShuffledBatches``), so the
+model length can change without preprocessing again, and disk and memory hold no padding.
+``frames`` here is only the default length recorded in meta.json.
 
 ``run`` reads only the 164 selected columns of each parquet file (column projection), processes
 files in parallel worker processes, and keeps each finished file in ``out/.parts/`` (frames
@@ -20,18 +28,23 @@ Choices that differ from the reference notebook (V6), on purpose:
   9 frames per character, about 5 of them with a hand): such a sequence cannot show every letter
   and mostly teaches the decoder to guess. ``0`` keeps every sequence with at least one hand frame.
 - Sequences with no hand frame at all are always excluded (their input would be all padding).
+- Normalisation statistics (``means.npy``, ``stds.npy``): per column, over the non-zero values of
+  the training split's stored (ragged) hand frames. Until storage format 2 they were taken over
+  the arrays already resized to ``frames``; the two differ only where a sequence longer than
+  ``frames`` was interpolated (padding zeros never counted), and now do not depend on ``frames``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
 import multiprocessing
+import operator
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -44,7 +57,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from aslfr_lib import atomic, landmarks, vocab
-from aslfr_lib.config import add_arguments, from_args, load_yaml, param, to_dict
+from aslfr_lib.config import param, stage_config, stage_parser, to_dict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,8 +67,24 @@ SUPPLEMENTAL_CSV = "supplemental_metadata.csv"
 CSV_COLUMNS = ("path", "file_id", "sequence_id", "participant_id", "phrase")
 PARTS_DIR = ".parts"
 # Bump when the content of a part file changes, so stale parts are recomputed, never reused.
-PARTS_FORMAT_VERSION = 1
-ARRAY_FILES = ("X_train.npy", "y_train.npy", "X_val.npy", "y_val.npy", "means.npy", "stds.npy")
+# 2: a part holds the cleaned frames of its sequences one after another (ragged, no padding).
+PARTS_FORMAT_VERSION = 2
+# Bump when the output files change; meta.json records it with the storage kind.
+# 2: ragged frames_*.npy + offsets_*.npy instead of X_*.npy padded/resized to ``frames``.
+OUTPUT_FORMAT_VERSION = 2
+STORAGE = "ragged"
+ARRAY_FILES = (
+    "frames_train.npy",
+    "offsets_train.npy",
+    "y_train.npy",
+    "frames_val.npy",
+    "offsets_val.npy",
+    "y_val.npy",
+    "means.npy",
+    "stds.npy",
+)
+# Written by format 1 (frames padded or resized to ``frames``); removed by a successful run.
+OLD_ARRAY_FILES = ("X_train.npy", "X_val.npy")
 META_FILE = "meta.json"
 # Normalisation divides by the std; a near-constant column would blow values up instead.
 MIN_STD = 1e-6
@@ -70,15 +99,17 @@ class PreprocessError(ValueError):
 @dataclass(frozen=True)
 class PreprocessConfig:
     data: str = param("data/synthetic", "dataset folder with train.csv and train_landmarks/")
-    out: str = param("data/processed", "output folder for X/y arrays, means/stds, meta.json")
-    frames: int = param(128, "frames after resizing (pad with zeros or bilinear resize)")
+    out: str = param("data/processed", "output folder for frames/y arrays, means/stds, meta.json")
+    frames: int = param(
+        128, "default model frames (the loader pads or resizes each sequence to it; in meta.json)"
+    )
     min_frames_per_char: float = param(
         2.0, "hand frames per character below which a sequence is excluded (0 = keep all)"
     )
     val_fraction: float = param(0.1, "fraction of sequences (whole participants) for validation")
     seed: int = param(42, "seed of the participant split")
     mirror: bool = param(True, "flip left-handed sequences so the dominant hand is the right one")
-    dtype: str = param("float32", "frame array dtype: float32 or float16")
+    dtype: str = param("float32", "stored frame dtype: float32 or float16")
     workers: int = param(2, "parallel processes over parquet files (1 = in this process)")
     skip_invalid: bool = param(
         False, "exclude (and report) sequences with unknown characters or zero rows, not fail"
@@ -137,21 +168,24 @@ def clean_sequence_and_mirrored(raw: np.ndarray, mirror: bool = True) -> tuple[n
     return frames, flipped
 
 
-def resize_frames(frames: np.ndarray, length: int) -> np.ndarray:
+def resize_frames(frames: np.ndarray, length: int, out: np.ndarray | None = None) -> np.ndarray:
     """[n, F] -> [length, F] float32: zero-pad when shorter, bilinear along time when longer.
 
     Bit-for-bit the arithmetic of ``tf.image.resize(method=BILINEAR)`` (half-pixel centres, no
     antialias) on the padded sequence, in float32, so training data equals what the exported
-    model computes.
+    model computes. ``out`` ([length, F] float32, e.g. a row of a batch) receives the result
+    instead of a new array (the training loader resizes every batch this way).
     """
     frames = np.asarray(frames, dtype=np.float32)
     count, features = frames.shape
-    if count < length:
-        padded = np.zeros((length, features), dtype=np.float32)
-        padded[:count] = frames
-        return padded  # resizing length -> length is the identity in TF as well
-    if count == length:
-        return frames.copy()
+    if out is None:
+        out = np.empty((length, features), dtype=np.float32)
+    elif out.shape != (length, features) or out.dtype != np.float32:
+        raise ValueError(f"out must be ({length}, {features}) float32, got {out.dtype} {out.shape}")
+    if count <= length:  # resizing length -> length is the identity in TF as well
+        out[:count] = frames
+        out[count:] = 0
+        return out
     scale = np.float32(count) / np.float32(length)
     source = (np.arange(length, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
     floor = np.floor(source)
@@ -159,7 +193,12 @@ def resize_frames(frames: np.ndarray, length: int) -> np.ndarray:
     upper = np.minimum(np.ceil(source).astype(np.int64), count - 1)
     weight = (source - floor)[:, None]
     low = frames[lower]
-    return low + (frames[upper] - low) * weight
+    # low + (high - low) * weight, in place: the same float32 operations in the same order.
+    np.take(frames, upper, axis=0, out=out)
+    out -= low
+    out *= weight
+    out += low
+    return out
 
 
 def preprocess_sequence(raw: np.ndarray, frames: int = 128, mirror: bool = True) -> np.ndarray:
@@ -308,7 +347,6 @@ class FileTask:
     part: str  # out/.parts/<name>: frames in <part>.npy, then <part>.json marks it complete
     key: str
     sequence_ids: tuple[int, ...]
-    frames: int
     mirror: bool
     dtype: str
 
@@ -318,7 +356,6 @@ def file_key(config: PreprocessConfig, path: Path, relative: str, ids: list[int]
     stat = path.stat()
     identity = {
         "version": PARTS_FORMAT_VERSION,
-        "frames": config.frames,
         "mirror": config.mirror,
         "dtype": config.dtype,
         "path": relative,
@@ -399,24 +436,21 @@ def process_file(task: FileTask) -> dict[str, Any]:
     if flip_rows.any():
         values[flip_rows] = mirror_frames(values[flip_rows])
 
-    dtype = np.dtype(task.dtype)
     found = [s for s in task.sequence_ids if s in where]
-    X = np.zeros((len(found), task.frames, landmarks.NUM_FEATURES), dtype=dtype)
     position = {int(s): i for i, s in enumerate(file_ids)}
     listed_rows = np.array([position[s] for s in found], dtype=np.int64)
     raw_frames = counts[listed_rows].astype(np.int64)
     hand_frames = hands[listed_rows].astype(np.int64)
     mirrored = flip[listed_rows]
-    for row, sequence_id in enumerate(found):
-        begin, count = where[sequence_id]
-        frames = values[begin : begin + count][keep[begin : begin + count]]
-        if len(frames) <= task.frames:
-            X[row, : len(frames)] = frames  # zero padding is already there
-        else:
-            X[row] = resize_frames(frames, task.frames)
+    # The cleaned frames of the listed sequences one after another, in listing order: each
+    # sequence's length is its hand frame count, so the summary locates every sequence.
+    rows = [np.flatnonzero(keep[b : b + c]) + b for b, c in (where[s] for s in found)]
+    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    frames = values[rows].astype(task.dtype, copy=False)
+    assert len(frames) == hand_frames.sum(), (len(frames), hand_frames.sum())
 
     # Frames first, summary second (each atomic): a summary on disk means a complete part.
-    atomic.save_npy(task.part + ".npy", X)
+    atomic.save_npy(task.part + ".npy", frames)
     summary = {
         "key": task.key,
         "sequence_ids": found,
@@ -602,7 +636,7 @@ def remove_stale_temporaries(out_dir: Path) -> None:
     ``.<target>.<random>.tmp``); a finished or failed run leaves none behind."""
     if not out_dir.is_dir():
         return
-    for name in (*ARRAY_FILES, META_FILE):
+    for name in (*ARRAY_FILES, *OLD_ARRAY_FILES, META_FILE):
         for stale in out_dir.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
 
@@ -653,7 +687,6 @@ def run(config: PreprocessConfig, progress: bool = True) -> dict[str, Any]:
                 part=str(out_dir / PARTS_DIR / part_name(path)),
                 key=file_key(config, absolute, path, ids),
                 sequence_ids=tuple(ids),
-                frames=config.frames,
                 mirror=config.mirror,
                 dtype=config.dtype,
             )
@@ -706,6 +739,8 @@ def run(config: PreprocessConfig, progress: bool = True) -> dict[str, Any]:
     )
     if summary["train"] == 0:  # pragma: no cover - split_by_participant keeps one participant
         raise PreprocessError("the training split is empty")
+    for name in OLD_ARRAY_FILES:  # padded arrays of format 1: no reader left, often gigabytes
+        (out_dir / name).unlink(missing_ok=True)
     shutil.rmtree(out_dir / PARTS_DIR, ignore_errors=True)
     return summary
 
@@ -724,11 +759,11 @@ def assemble(
     """Stream parts into the final arrays (temp files, renamed together at the end)."""
     out_dir = Path(config.out)
     dtype = np.dtype(config.dtype)
-    shape = (config.frames, landmarks.NUM_FEATURES)
     splits = {name: kept[kept["is_val"] == (name == "val")] for name in ("train", "val")}
     by_file = {name: dict(tuple(rows.groupby("path", sort=False))) for name, rows in splits.items()}
     moments = RunningMoments()
     order: dict[str, list[int]] = {"train": [], "val": []}
+    lengths: dict[str, list[int]] = {"train": [], "val": []}
 
     with contextlib.ExitStack() as stack:
         # Entered first, renamed last: meta.json appears only once every array is in place.
@@ -739,26 +774,40 @@ def assemble(
         }
         streams = {}
         for name, rows in splits.items():
-            file = stack.enter_context(open(temporary[f"X_{name}.npy"], "wb"))
-            streams[name] = NpyStream(file, dtype, (len(rows), *shape))
+            file = stack.enter_context(open(temporary[f"frames_{name}.npy"], "wb"))
+            total = sum(facts[s][1] for s in rows["sequence_id"])  # a sequence's hand frames
+            streams[name] = NpyStream(file, dtype, (total, landmarks.NUM_FEATURES))
         for task in tqdm(tasks, desc="assemble", unit="file", disable=not progress):
             wanted = {name: by_file[name].get(task.path) for name in splits}
             if all(rows is None for rows in wanted.values()):
                 continue
             # Memory-mapped: only the rows taken are read, and the pages go with the map.
             frames = np.load(task.part + ".npy", mmap_mode="r")
-            position = {s: i for i, s in enumerate(summaries[task.path]["sequence_ids"].tolist())}
+            part = summaries[task.path]
+            starts = np.concatenate([[0], np.cumsum(part["hand_frames"])])
+            if len(frames) != starts[-1]:
+                raise PreprocessError(
+                    f"{task.part}.npy: {len(frames)} frames, its summary lists {starts[-1]} "
+                    f"for {task.path}; delete {out_dir / PARTS_DIR} and run again"
+                )
+            position = {s: i for i, s in enumerate(part["sequence_ids"].tolist())}
             for name, rows in wanted.items():
                 if rows is None:
                     continue
-                block = frames[[position[s] for s in rows["sequence_id"]]]
+                spans = [position[s] for s in rows["sequence_id"]]
+                block = np.concatenate([frames[starts[i] : starts[i + 1]] for i in spans])
                 streams[name].write(block)
                 order[name].extend(int(s) for s in rows["sequence_id"])
+                lengths[name].extend(int(part["hand_frames"][i]) for i in spans)
                 if name == "train":
                     moments.update(block)
             del frames
         for stream in streams.values():
             stream.close()
+        for name, counts in lengths.items():
+            offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+            with open(temporary[f"offsets_{name}.npy"], "wb") as file:
+                np.save(file, offsets)
 
         rows_of = {
             name: splits[name].set_index("sequence_id").loc[order[name]].reset_index()
@@ -792,7 +841,8 @@ def assemble(
             "paths": {name: str(out_dir / name) for name in (*ARRAY_FILES, META_FILE)},
         }
         meta = {
-            "format_version": PARTS_FORMAT_VERSION,
+            "format_version": OUTPUT_FORMAT_VERSION,
+            "storage": STORAGE,
             "columns": landmarks.SELECTED_COLUMNS,
             "config": to_dict(config),
             "summary": summary,
@@ -817,20 +867,192 @@ def assemble(
 # Reading the outputs
 
 
+class RaggedFrames:
+    """Sequences of different lengths: one ``values`` array (rows, features) holding them one after
+    another, and ``offsets`` (N + 1,) where sequence ``i`` is ``values[offsets[i]:offsets[i + 1]]``.
+
+    ``values`` may be a read-only memory map: a sequence is read when it is indexed. Indexing gives
+    a float32 copy (float16 storage is widened), ``lengths`` the frames of each sequence.
+    """
+
+    def __init__(self, values: np.ndarray, offsets: np.ndarray) -> None:
+        offsets = np.asarray(offsets)
+        if values.ndim != 2:
+            raise ValueError(f"values must be (rows, features), got shape {values.shape}")
+        if offsets.ndim != 1 or len(offsets) == 0 or not np.issubdtype(offsets.dtype, np.integer):
+            raise ValueError(f"offsets must be (sequences + 1,) integers, got {offsets.shape}")
+        lengths = np.diff(offsets)
+        if offsets[0] != 0 or offsets[-1] != len(values) or np.any(lengths < 0):
+            raise ValueError(
+                f"offsets must rise from 0 to the {len(values)} rows of the values; got "
+                f"{offsets[0]} .. {offsets[-1]}" + (", decreasing" if np.any(lengths < 0) else "")
+            )
+        self.values = values
+        self.offsets = offsets.astype(np.int64, copy=False)
+        self.lengths = lengths.astype(np.int64, copy=False)  # (N,) frames per sequence
+
+    @classmethod
+    def from_sequences(
+        cls, sequences: Sequence[np.ndarray], dtype: Any = np.float32
+    ) -> RaggedFrames:
+        """In memory, from a list of (L_i, features) arrays (tests, benchmarks)."""
+        if not sequences:
+            raise ValueError("from_sequences needs at least one sequence (for the feature count)")
+        lengths = [len(sequence) for sequence in sequences]
+        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
+        return cls(np.concatenate(sequences).astype(dtype, copy=False), offsets)
+
+    @property
+    def features(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The stored dtype (indexing always gives float32)."""
+        return self.values.dtype
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """(L_i, features) float32 copy of one sequence."""
+        return np.array(self.stored(index), dtype=np.float32)
+
+    def stored(self, index: int) -> np.ndarray:
+        """(L_i, features) of one sequence as stored: a read-only view of a memory map, no copy
+        (for readers that copy anyway, such as ``resize_frames``)."""
+        index = _sequence_index(index, len(self))
+        return self.values[self.offsets[index] : self.offsets[index + 1]]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(len(self)))
+
+    def resized(self, length: int) -> ResizedFrames:
+        return ResizedFrames(self, length)
+
+    def __repr__(self) -> str:
+        return f"RaggedFrames({len(self)} sequences, {len(self.values)} frames, {self.dtype})"
+
+
+def _sequence_index(index: Any, count: int) -> int:
+    try:
+        index = operator.index(index)
+    except TypeError:
+        raise TypeError(
+            f"a sequence index must be an integer, got {type(index).__name__}"
+        ) from None
+    if not -count <= index < count:
+        raise IndexError(f"sequence {index} of {count}")
+    return index % count
+
+
+class ResizedFrames:
+    """A ``RaggedFrames`` seen as an (N, length, features) float32 array, built on demand.
+
+    Each sequence read is padded with zeros or resized along time to ``length`` by
+    ``resize_frames`` (the numpy twin of the exported model's preprocessing). Indexing with an
+    integer gives (length, features); with a slice, an integer array or a boolean mask,
+    (k, length, features); further axes in a tuple index the result (``X[:2, 0]``).
+    ``np.asarray`` builds the whole array: mind the memory (N x length x features x 4 bytes).
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, ragged: RaggedFrames, length: int) -> None:
+        length = operator.index(length)
+        if length < 1:
+            raise ValueError(f"length must be >= 1, got {length}")
+        self.ragged = ragged
+        self.length = length
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.ragged), self.length, self.ragged.features)
+
+    def __len__(self) -> int:
+        return len(self.ragged)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, tuple):
+            if not key:
+                return np.asarray(self)
+            selected = self[key[0]]
+            rest = key[1:] if selected.ndim == 2 else (slice(None), *key[1:])
+            return selected[rest]
+        if isinstance(key, slice):
+            return self.take(np.arange(len(self))[key])
+        if isinstance(key, (list, np.ndarray)):
+            rows = np.asarray(key)
+            if rows.ndim == 0:
+                return self[rows.item()]
+            if rows.dtype == bool:
+                if rows.shape != (len(self),):
+                    raise IndexError(f"boolean index of shape {rows.shape} for {len(self)} rows")
+                rows = np.flatnonzero(rows)
+            return self.take(rows)
+        return resize_frames(self.ragged[key], self.length)
+
+    def take(self, rows: Any) -> np.ndarray:
+        """(len(rows), length, features) float32 of the given sequence indices."""
+        rows = np.asarray(rows)
+        if rows.size == 0:
+            rows = rows.astype(np.int64)
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+            raise IndexError(f"rows must be a 1-D integer array, got {rows.dtype} {rows.shape}")
+        batch = np.empty((len(rows), self.length, self.ragged.features), dtype=np.float32)
+        for out, row in zip(batch, rows.tolist(), strict=True):
+            resize_frames(self.ragged.stored(row), self.length, out=out)
+        return batch
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("ResizedFrames builds its array: it cannot be viewed without a copy")
+        array = self.take(np.arange(len(self)))
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"ResizedFrames(shape={self.shape}, of {self.ragged!r})"
+
+
 @dataclass
 class ProcessedData:
-    X_train: np.ndarray  # (N, frames, 164) float32 or float16
+    ragged_train: RaggedFrames  # N sequences of (L_i, 164) hand frames, stored float32 or float16
     y_train: np.ndarray  # (N, 32) int8: phrase ids, EOS, PAD
-    X_val: np.ndarray
+    ragged_val: RaggedFrames  # M may be 0
     y_val: np.ndarray
     means: np.ndarray  # (164,) float32 over non-zero training values
     stds: np.ndarray  # (164,) float32
     meta: dict[str, Any]
 
+    @property
+    def frames(self) -> int:
+        """The default model length recorded by the run (``PreprocessConfig.frames``)."""
+        return int(self.meta["config"]["frames"])
+
+    @property
+    def X_train(self) -> ResizedFrames:
+        """(N, frames, 164) float32 view: each sequence padded or resized when read."""
+        return ResizedFrames(self.ragged_train, self.frames)
+
+    @property
+    def X_val(self) -> ResizedFrames:
+        return ResizedFrames(self.ragged_val, self.frames)
+
 
 def load_processed(out_dir: str | Path, mmap: bool = True) -> ProcessedData:
-    """The arrays of a finished ``run`` (memory-mapped read-only by default) and its meta."""
+    """The outputs of a finished ``run`` (frames memory-mapped read-only by default), checked
+    for shape; a folder written by format 1 (padded ``X_*.npy``) is an error that says so."""
     out_dir = Path(out_dir)
+    if not (out_dir / "frames_train.npy").is_file() and (out_dir / "X_train.npy").is_file():
+        raise FileNotFoundError(
+            f"{out_dir}: X_train.npy without frames_train.npy was written by an older aslfr "
+            f"preprocess (frames padded to a fixed length; now stored ragged); run "
+            f"`aslfr preprocess --out {out_dir}` again"
+        )
     missing = [name for name in (*ARRAY_FILES, META_FILE) if not (out_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(
@@ -839,7 +1061,26 @@ def load_processed(out_dir: str | Path, mmap: bool = True) -> ProcessedData:
     mode = "r" if mmap else None
     arrays = {name[:-4]: np.load(out_dir / name, mmap_mode=mode) for name in ARRAY_FILES}
     meta = json.loads((out_dir / META_FILE).read_text(encoding="utf-8"))
-    return ProcessedData(**arrays, meta=meta)
+    ragged = {}
+    for split in ("train", "val"):
+        try:
+            ragged[split] = RaggedFrames(
+                arrays[f"frames_{split}"], np.asarray(arrays[f"offsets_{split}"])
+            )
+        except ValueError as error:
+            raise PreprocessError(
+                f"{out_dir / f'frames_{split}.npy'} with offsets_{split}.npy: {error}; "
+                f"run `aslfr preprocess --out {out_dir}` again"
+            ) from error
+    return ProcessedData(
+        ragged_train=ragged["train"],
+        y_train=arrays["y_train"],
+        ragged_val=ragged["val"],
+        y_val=arrays["y_val"],
+        means=arrays["means"],
+        stds=arrays["stds"],
+        meta=meta,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -847,16 +1088,13 @@ def load_processed(out_dir: str | Path, mmap: bool = True) -> ProcessedData:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="aslfr preprocess", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="YAML file of PreprocessConfig fields (flags override)")
+    parser = stage_parser(PreprocessConfig, "aslfr preprocess", __doc__.split("\n")[0])
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_arguments(parser, PreprocessConfig)
     args = parser.parse_args(argv)
-    base = load_yaml(args.config) if args.config else {}
     try:
-        config = from_args(PreprocessConfig, args, **base)
+        config = stage_config(PreprocessConfig, args)
         summary = run(config, progress=not args.quiet)
-    except (PreprocessError, ValueError) as error:
+    except (PreprocessError, ValueError, FileNotFoundError) as error:
         print(f"aslfr preprocess: error: {error}", file=sys.stderr)
         return 1
     shown = {k: v for k, v in summary.items() if k != "paths"}
@@ -868,6 +1106,8 @@ __all__ = [
     "PreprocessConfig",
     "PreprocessError",
     "ProcessedData",
+    "RaggedFrames",
+    "ResizedFrames",
     "clean_sequence",
     "compute_normalisation",
     "load_processed",

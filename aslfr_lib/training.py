@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from aslfr_lib import atomic
+from aslfr_lib.augmentation import AugmentationConfig
 from aslfr_lib.backend import BackendError, import_keras  # noqa: F401 - BackendError: callers
 from aslfr_lib.checkpoints import load_checkpoint, read_run_state, save_checkpoint
 from aslfr_lib.config import param, stage_config, stage_parser, to_dict
@@ -59,6 +60,7 @@ CHOICES = {
 # optimizer state or the learning-rate schedule).
 RESUME_FIXED = (
     *(f.name for f in dataclasses.fields(ArchitectureConfig)),
+    "frames",
     "epochs",
     "batch_size",
     "lr_max",
@@ -75,13 +77,16 @@ RESUME_FIXED = (
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig(ArchitectureConfig):
-    """The model's architecture fields (flat: ``--encoder-dim 192``) plus how to train it.
+class TrainConfig(AugmentationConfig, ArchitectureConfig):
+    """The model's architecture and the augmentation fields (flat: ``--encoder-dim 192``,
+    ``--affine-probability 0.5``) plus how to train.
 
-    Frames per sequence and features per frame are not settings: they come from the data.
+    Features per frame come from the data; frames per sequence too, unless ``frames`` is set
+    (the loader pads or resizes each stored sequence to it, so no new preprocessing).
     """
 
     processed: str = param("data/processed", "folder of preprocessed arrays (aslfr preprocess)")
+    frames: int | None = param(None, "frames per sequence for the model (default: preprocessing's)")
     out: str = param("outputs/train", "run folder: checkpoints, history, plots")
     epochs: int = param(100, "epochs (one epoch = every training sequence once)")
     batch_size: int = param(64, "sequences per training step")
@@ -114,8 +119,16 @@ class TrainConfig(ArchitectureConfig):
             return self.warmup_epochs
         return round(self.epochs * DEFAULT_WARMUP_FRACTION)
 
+    @property
+    def augmentation(self) -> AugmentationConfig:
+        names = [f.name for f in dataclasses.fields(AugmentationConfig)]
+        return AugmentationConfig(**{name: getattr(self, name) for name in names})
+
     def __post_init__(self) -> None:
-        super().__post_init__()
+        ArchitectureConfig.__post_init__(self)
+        AugmentationConfig.__post_init__(self)
+        if self.frames is not None and self.frames < 1:
+            raise ValueError(f"frames must be at least 1, got {self.frames}")
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -384,6 +397,7 @@ class EpochEnd:
         from aslfr_lib.model import has_ctc_head, has_decoder
 
         self.both_heads = has_decoder(model) and has_ctc_head(model)
+        self.X_val = None
 
     def _score(self, epoch: int) -> tuple[float, list[str], list[str], dict] | None:
         """(score of ``config.decoder``, targets, its predictions, {head: score}) or None."""
@@ -399,7 +413,9 @@ class EpochEnd:
             h for h, ok in (("attention", has_decoder), ("ctc", has_ctc_head)) if ok(self.model)
         ]
         targets = ids_to_phrases(self.data.y_val)
-        X_val = np.asarray(self.data.X_val)
+        if self.X_val is None:  # resized once per run (the stored frames are ragged)
+            self.X_val = np.asarray(self.data.X_val, dtype=np.float32)
+        X_val = self.X_val
         predictions, scores = {}, {}
         for head in heads:
             ids = decode(self.model, X_val, head, self.config.decode_batch_size)
@@ -480,7 +496,7 @@ def new_model(config: TrainConfig, data: Any = None) -> Any:
     from aslfr_lib.data import load_training_data
     from aslfr_lib.model import build_model
 
-    data = load_training_data(config.processed) if data is None else data
+    data = load_training_data(config.processed, frames=config.frames) if data is None else data
     model_config = ModelConfig.from_architecture(
         config, frames=data.X_train.shape[1], features=data.X_train.shape[2]
     )
@@ -575,7 +591,7 @@ def train(config: TrainConfig) -> TrainResult:
     from aslfr_lib.data import ShuffledBatches, load_training_data
 
     out = Path(config.out)
-    data = load_training_data(config.processed)
+    data = load_training_data(config.processed, frames=config.frames)
     resuming = config.resume and (out / LAST_MODEL).exists()
     if config.resume and not resuming:
         print(f"aslfr train: nothing to resume in {out}; starting a new run", flush=True)
@@ -606,16 +622,23 @@ def train(config: TrainConfig) -> TrainResult:
             state = {"best_score": None, "best_epoch": 0, "epochs_completed": 0}
             atomic.write_json(out / CONFIG_JSON, to_dict(config))
         train_batches = ShuffledBatches(
-            data.X_train, data.y_train, config.batch_size, seed=config.seed, epoch=initial_epoch
+            data.ragged_train,
+            data.y_train,
+            config.batch_size,
+            seed=config.seed,
+            epoch=initial_epoch,
+            length=data.frames,
+            augmentation=config.augmentation,
         )
         val_batches = None
         if data.has_validation:
             val_batches = ShuffledBatches(
-                data.X_val,
+                data.ragged_val,
                 data.y_val,
                 config.batch_size,
                 shuffle=False,
                 full_batches=n > 1,  # replicas need equal shares; 1 device: no repeats
+                length=data.frames,
             )
         names = output_names(model)
         if names:  # a model with a CTC head: one copy of the targets per output

@@ -1,4 +1,4 @@
-"""Checkpoints: one loader that registers our classes, clear errors, best.keras without optimizer."""
+"""Checkpoints: one loader registering our classes, clear errors, best.keras without optimizer."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from helpers import tiny_config
 from keras import ops
 
 from aslfr_lib.decoding import (
@@ -12,18 +13,10 @@ from aslfr_lib.decoding import (
     ids_to_phrases,
     init_decoder_cache,
 )
-from aslfr_lib.model import ModelConfig, build_model, decoder_of, encoder_of
+from aslfr_lib.model import build_model, decoder_of, encoder_of
 from aslfr_lib.vocab import CHAR_TO_ID, EOS, NUM_CLASSES, PAD, SOS, encode
 
-TINY = ModelConfig(
-    encoder_dim=32,
-    encoder_blocks=1,
-    decoder_dim=16,
-    decoder_blocks=2,
-    num_heads=2,
-    frames=40,
-    features=6,
-)
+TINY = tiny_config()
 
 
 def randomized_model(config=TINY, seed=0):

@@ -4,17 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from helpers import tiny_config
 from rapidfuzz.distance import Levenshtein
 
-from aslfr_lib.evaluation import (
-    baseline_scores,
-    competition_score,
-    evaluate,
-    evaluate_phrases,
-    levenshtein_distances,
-    main,
-)
-from aslfr_lib.model import ModelConfig, build_model
+from aslfr_lib.evaluation import baseline_scores, evaluate, evaluate_phrases, main
+from aslfr_lib.model import build_model
+from aslfr_lib.scoring import competition_score, levenshtein_distances
 from aslfr_lib.vocab import encode
 
 
@@ -58,10 +53,7 @@ def test_baselines_ignore_the_input():
     assert scores["most_common_character"] == pytest.approx(expected)
 
 
-TINY = ModelConfig(
-    encoder_dim=16, decoder_dim=16, encoder_blocks=1, decoder_blocks=1, num_heads=2, frames=16,
-    features=6,
-)  # fmt: skip
+TINY = tiny_config(encoder_dim=16, decoder_blocks=1, frames=16)
 
 
 def _processed(folder, with_val=True):
@@ -69,9 +61,11 @@ def _processed(folder, with_val=True):
     folder.mkdir()
     phrases = ["abc", "hello", "3 main st"]
     counts = {"train": 6, "val": 3 if with_val else 0}
-    meta = {}
-    for split, count in counts.items():
-        np.save(folder / f"X_{split}.npy", rng.normal(size=(count, 16, 6)).astype(np.float32))
+    meta = {"format_version": 2, "storage": "ragged", "config": {"frames": 16}}
+    for split, count in counts.items():  # ragged layout: every sequence 16 frames
+        values = rng.normal(size=(count, 16, 6)).astype(np.float32).reshape(-1, 6)
+        np.save(folder / f"frames_{split}.npy", values)
+        np.save(folder / f"offsets_{split}.npy", np.arange(count + 1, dtype=np.int64) * 16)
         targets = [encode(phrases[i % 3]) for i in range(count)]
         np.save(folder / f"y_{split}.npy", np.array(targets, np.int8).reshape(count, 32))
         meta[split] = {"sequence_ids": list(range(10 * len(split), 10 * len(split) + count))}

@@ -9,6 +9,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers import tiny_config
 from keras import ops
 
 from aslfr_lib.losses import masked_cross_entropy
@@ -23,15 +24,7 @@ from aslfr_lib.model import (
 )
 from aslfr_lib.vocab import EOS, PAD, SOS
 
-TINY = ModelConfig(
-    encoder_dim=32,
-    encoder_blocks=1,
-    decoder_dim=16,
-    decoder_blocks=2,
-    num_heads=2,
-    frames=40,
-    features=6,
-)
+TINY = tiny_config()
 
 
 def randomize(model, seed=0):

@@ -15,11 +15,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from helpers import BACKEND, run_on_other_backend
 
 from aslfr_lib.optimizers import Lookahead, RectifiedAdam, build_optimizer
 from aslfr_lib.schedules import EpochWarmupCosine, schedule
 
-BACKEND = keras.backend.backend()
 STEPS = 20  # crosses rho_t = 4 at step 5 and four Lookahead syncs (sync_period 5)
 STEPS_PER_EPOCH = 3  # the scheduled learning rate changes every 3 steps
 SCHEDULE = dict(steps_per_epoch=STEPS_PER_EPOCH, epochs=8, warmup_epochs=2, lr_max=1e-2)
@@ -427,27 +427,6 @@ def test_data_parallel_training_matches_one_device(tmp_path):
 
 
 # ------------------------------------------------------------------------------ other backend
-def run_on_other_backend(test_file: str) -> None:
-    """Rerun ``test_file`` under the other Keras backend in a subprocess; fail if it fails.
-
-    JAX runs in its default 32-bit mode, as training does, so its float64 cases skip there.
-    """
-    other = {"tensorflow": "jax", "jax": "tensorflow"}.get(BACKEND)
-    if other is None or os.environ.get("ASLFR_NESTED_BACKEND_RUN"):
-        pytest.skip("already the nested run, or a backend without a partner")
-    env = dict(os.environ, KERAS_BACKEND=other, ASLFR_NESTED_BACKEND_RUN="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file],
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert " passed" in result.stdout.strip().splitlines()[-1], result.stdout[-2000:]
-
-
 @pytest.mark.slow
 def test_other_backend():
     run_on_other_backend(__file__)

@@ -1,4 +1,4 @@
-"""``aslfr predict`` on competition parquet files, with the tiny reporting model of test_runner.
+"""``aslfr predict`` on competition parquet files, with the tiny reporting model of helpers.
 
 Its phrase is "<frames % 10><frames with a NaN % 10>ok"; ``competition_table`` leaves the left
 hand out of every third frame, so a 7-frame sequence reads "73ok" and a 4-frame one "42ok".
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_runner import build_model, competition_table, write_submission
+from helpers import build_model, competition_table, write_submission
 
 from aslfr_lib.predict import Prediction, main, predict
 from aslfr_lib.runner import HarnessRunner, SequenceError

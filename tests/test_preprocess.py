@@ -1,5 +1,5 @@
-"""aslfr_lib.preprocess: per-sequence steps, statistics, split, the run on tiny parquet data,
-resuming, and every kind of bad input."""
+"""aslfr_lib.preprocess: per-sequence steps, statistics, split, the run on tiny parquet data
+(ragged outputs), resuming, and every kind of bad input."""
 
 from __future__ import annotations
 
@@ -197,6 +197,18 @@ def test_resize_longer_is_half_pixel_bilinear():
     np.testing.assert_allclose(one, 4.5)
 
 
+def test_resize_into_out_equals_a_new_array():
+    rng = np.random.default_rng(3)
+    batch = np.full((3, 8, 164), np.nan, np.float32)  # rows of a batch, with stale values
+    for row, count in enumerate((3, 8, 21)):
+        frames = rng.random((count, 164), dtype=np.float32)
+        result = pp.resize_frames(frames, 8, out=batch[row])
+        assert np.shares_memory(result, batch)
+        np.testing.assert_array_equal(batch[row], pp.resize_frames(frames, 8))
+    with pytest.raises(ValueError, match="out must be"):
+        pp.resize_frames(frames, 8, out=np.empty((8, 164), np.float64))
+
+
 def test_preprocess_sequence_shape_and_empty_input():
     rng = np.random.default_rng(1)
     out = pp.preprocess_sequence(make_raw(rng, 40, handless=7), frames=32)
@@ -261,24 +273,50 @@ def test_run_writes_consistent_outputs(dataset, tmp_path):
     assert summary["train"] + summary["val"] == 9 and summary["val"] > 0
     assert summary["mirrored"] == 3
     assert {e["sequence_id"] for e in meta["exclusions"]} == {1001, 1005, 1009}
-    assert isinstance(data.X_train, np.memmap) and data.X_train.dtype == np.float32
-    assert data.X_train.shape == (summary["train"], 16, 164)
+    assert (meta["storage"], meta["format_version"]) == ("ragged", pp.OUTPUT_FORMAT_VERSION)
+    assert meta["columns"] == landmarks.SELECTED_COLUMNS and meta["config"]["frames"] == 16
+    assert data.frames == 16
     assert data.y_train.dtype == np.int8 and data.y_val.shape == (summary["val"], 32)
     assert not set(meta["train"]["participant_ids"]) & set(meta["val"]["participant_ids"])
-    assert meta["columns"] == landmarks.SELECTED_COLUMNS and meta["config"]["frames"] == 16
 
     phrases = pd.read_csv(root / "train.csv").set_index("sequence_id")["phrase"]
-    for split, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val)):
+    for split, ragged, y in (
+        ("train", data.ragged_train, data.y_train),
+        ("val", data.ragged_val, data.y_val),
+    ):
+        assert isinstance(ragged.values, np.memmap) and ragged.values.dtype == np.float32
+        offsets = np.load(out / f"offsets_{split}.npy")
+        assert offsets.dtype == np.int64 and offsets.shape == (len(y) + 1,) and offsets[0] == 0
+        assert offsets[-1] == len(ragged.values) == len(np.load(out / f"frames_{split}.npy"))
+        np.testing.assert_array_equal(ragged.lengths, meta[split]["hand_frames"])
         for row, sequence_id in enumerate(meta[split]["sequence_ids"]):
-            expected = pp.preprocess_sequence(raws[sequence_id], frames=16)
-            np.testing.assert_array_equal(X[row], expected)
+            # Stored: the cleaned frames at their own length; read: padded or resized to any
+            # length exactly as the padded arrays of format 1 held them.
+            np.testing.assert_array_equal(ragged[row], pp.clean_sequence(raws[sequence_id]))
+            for length in (16, 128):
+                expected = pp.preprocess_sequence(raws[sequence_id], frames=length)
+                np.testing.assert_array_equal(pp.ResizedFrames(ragged, length)[row], expected)
             np.testing.assert_array_equal(y[row], vocab.encode(phrases[sequence_id]))
             assert vocab.decode(y[row]) == phrases[sequence_id]
-    means, stds = pp.compute_normalisation(np.asarray(data.X_train))
+    lengths = np.concatenate([data.ragged_train.lengths, data.ragged_val.lengths])
+    assert lengths.min() < 128 < lengths.max()  # both padding and resizing are exercised
+    assert data.X_train.shape == (summary["train"], 16, 164)
+    means, stds = pp.compute_normalisation(data.ragged_train.values)
     np.testing.assert_allclose(data.means, means, rtol=1e-5)
     np.testing.assert_allclose(data.stds, stds, rtol=1e-5)
     assert not (out / pp.PARTS_DIR).exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_normalisation_is_over_the_ragged_hand_frames(dataset, tmp_path):
+    root, raws = dataset
+    data = pp.load_processed(pp.run(config_for(root, tmp_path / "o"), progress=False)["out"])
+    cleaned = [pp.clean_sequence(raws[s]) for s in data.meta["train"]["sequence_ids"]]
+    means, stds = pp.compute_normalisation(np.concatenate(cleaned))
+    np.testing.assert_allclose(data.means, means, rtol=1e-5)
+    np.testing.assert_allclose(data.stds, stds, rtol=1e-5)
+    resized_means, _ = pp.compute_normalisation(np.asarray(data.X_train))
+    assert not np.allclose(data.means, resized_means, rtol=1e-5)  # not the old statistics
 
 
 def test_run_float16_and_train_on_all(dataset, tmp_path):
@@ -286,11 +324,14 @@ def test_run_float16_and_train_on_all(dataset, tmp_path):
     out = tmp_path / "out16"
     summary = pp.run(config_for(root, out, dtype="float16", val_fraction=0.0), progress=False)
     data = pp.load_processed(out, mmap=False)
-    assert summary["val"] == 0 and data.X_val.shape == (0, 16, 164)
-    assert data.X_train.dtype == np.float16 and data.y_val.dtype == np.int8
+    assert summary["val"] == 0 and len(data.ragged_val) == 0 and data.X_val.shape == (0, 16, 164)
+    assert data.ragged_train.dtype == np.float16 and data.y_val.dtype == np.int8
+    assert np.load(out / "frames_train.npy").dtype == np.float16
     first = data.meta["train"]["sequence_ids"][0]
-    expected = pp.preprocess_sequence(raws[first], frames=16).astype(np.float16)
-    np.testing.assert_array_equal(data.X_train[0], expected)
+    stored = pp.clean_sequence(raws[first]).astype(np.float16)
+    assert data.ragged_train[0].dtype == np.float32  # widened when read
+    np.testing.assert_array_equal(data.ragged_train[0], stored)
+    np.testing.assert_array_equal(data.X_train[0], pp.resize_frames(stored, 16))
 
 
 def test_min_frames_per_char_zero_keeps_short_sequences(dataset, tmp_path):
@@ -303,9 +344,11 @@ def test_parallel_workers_match_one_process(dataset, tmp_path):
     root, _ = dataset
     pp.run(config_for(root, tmp_path / "one"), progress=False)
     pp.run(config_for(root, tmp_path / "two", workers=2), progress=False)
+    for name in pp.ARRAY_FILES:
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "one" / name), np.load(tmp_path / "two" / name)
+        )
     one, two = pp.load_processed(tmp_path / "one"), pp.load_processed(tmp_path / "two")
-    for name in ("X_train", "y_train", "X_val", "y_val", "means", "stds"):
-        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
     assert one.meta["train"] == two.meta["train"]
 
 
@@ -323,13 +366,13 @@ def test_killed_run_resumes_per_file(dataset, tmp_path, monkeypatch):
     monkeypatch.undo()
     parts = sorted(p.name for p in (out / pp.PARTS_DIR).iterdir())
     assert parts == [f"train_landmarks__{i}.{ext}" for i in (11, 22, 33) for ext in ("json", "npy")]
-    assert not (out / "X_train.npy").exists()
+    assert not (out / "frames_train.npy").exists()
 
     def must_not_run(task):
         raise AssertionError(f"{task.path} was processed again")
 
     monkeypatch.setattr(pp, "process_file", must_not_run)
-    stale = out / ".X_train.npy.k1ll3d.npy.tmp"  # what a SIGKILL during assembly leaves
+    stale = out / ".frames_train.npy.k1ll3d.npy.tmp"  # what a SIGKILL during assembly leaves
     stale.write_bytes(b"half an array")
     summary = pp.run(config, progress=False)
     assert summary["files_reused"] == 3
@@ -349,9 +392,23 @@ def test_stale_part_is_recomputed(dataset, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pp.run(config_for(root, out), progress=False)
     monkeypatch.undo()
-    summary = pp.run(config_for(root, out, frames=8), progress=False)  # other settings
+    summary = pp.run(config_for(root, out, mirror=False), progress=False)  # other settings
     assert summary["files_reused"] == 0
-    assert pp.load_processed(out).X_train.shape[1] == 8
+    assert pp.load_processed(out).meta["summary"]["mirrored"] == 0
+
+
+def test_parts_do_not_depend_on_frames(dataset, tmp_path, monkeypatch):
+    """Storage is unresized, so another model length reuses every finished part."""
+    root, _ = dataset
+    out = tmp_path / "out"
+    monkeypatch.setattr(pp, "assemble", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        pp.run(config_for(root, out), progress=False)
+    monkeypatch.undo()
+    summary = pp.run(config_for(root, out, frames=8), progress=False)
+    assert summary["files_reused"] == 3
+    data = pp.load_processed(out)
+    assert data.meta["config"]["frames"] == 8 and data.X_train.shape[1:] == (8, 164)
 
 
 def test_cli_main(dataset, tmp_path, capsys):
@@ -367,8 +424,43 @@ def test_cli_main(dataset, tmp_path, capsys):
 
 
 def test_load_processed_names_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="X_train.npy"):
+    with pytest.raises(FileNotFoundError, match="frames_train.npy"):
         pp.load_processed(tmp_path)
+
+
+def write_old_layout(folder: Path) -> None:
+    """What format 1 wrote: frames padded to a fixed length in X_*.npy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        np.save(folder / f"X_{split}.npy", np.zeros((2, 16, 164), np.float32))
+        np.save(folder / f"y_{split}.npy", np.stack([vocab.encode("ab")] * 2).astype(np.int8))
+    np.save(folder / "means.npy", np.zeros(164, np.float32))
+    np.save(folder / "stds.npy", np.ones(164, np.float32))
+    (folder / "meta.json").write_text(json.dumps({"format_version": 1}))
+
+
+def test_old_layout_is_a_clear_error_and_a_new_run_replaces_it(dataset, tmp_path):
+    root, _ = dataset
+    out = tmp_path / "old"
+    write_old_layout(out)
+    with pytest.raises(FileNotFoundError) as raised:
+        pp.load_processed(out)
+    message = str(raised.value)
+    assert "older aslfr preprocess" in message and f"aslfr preprocess --out {out}" in message
+    pp.run(config_for(root, out), progress=False)
+    assert not (out / "X_train.npy").exists() and not (out / "X_val.npy").exists()
+    assert len(pp.load_processed(out).ragged_train) > 0
+
+
+def test_load_processed_rejects_inconsistent_offsets(dataset, tmp_path):
+    root, _ = dataset
+    out = tmp_path / "o"
+    pp.run(config_for(root, out), progress=False)
+    offsets = np.load(out / "offsets_train.npy")
+    offsets[-1] += 3  # more frames than frames_train.npy holds
+    np.save(out / "offsets_train.npy", offsets)
+    with pytest.raises(pp.PreprocessError, match=r"frames_train\.npy.*offsets_train\.npy"):
+        pp.load_processed(out)
 
 
 def test_supplemental_metadata_is_read_when_asked(dataset, tmp_path):
@@ -555,6 +647,7 @@ def test_run_on_synthetic_dataset(tmp_path):
     for row, sequence_id in enumerate(train["sequence_ids"][:6]):
         whole = pd.read_parquet(data / listed.loc[sequence_id, "path"])
         raw = whole.loc[[sequence_id], landmarks.SELECTED_COLUMNS].to_numpy(np.float32)
+        np.testing.assert_array_equal(processed.ragged_train[row], pp.clean_sequence(raw))
         np.testing.assert_array_equal(processed.X_train[row], pp.preprocess_sequence(raw, 32))
         assert vocab.decode(processed.y_train[row]) == listed.loc[sequence_id, "phrase"]
     assert np.all(processed.stds > 0) and np.isfinite(processed.means).all()

@@ -1,4 +1,6 @@
-"""The in-graph preprocessing (TF eager and the converted .tflite run in LiteRT) equals numpy."""
+"""The in-graph preprocessing (TF eager and the converted .tflite run in LiteRT) equals numpy:
+``preprocess_sequence`` and the path training takes (``clean_sequence`` stored ragged by
+``aslfr preprocess``, ``resize_frames`` per batch in ``ShuffledBatches``)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import numpy as np
 import pytest
 
 from aslfr_lib import landmarks
-from aslfr_lib.preprocess import clean_sequence, preprocess_sequence
+from aslfr_lib.preprocess import RaggedFrames, clean_sequence, preprocess_sequence
+from aslfr_lib.vocab import encode
 
 tf = pytest.importorskip("tensorflow")
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
@@ -114,3 +117,20 @@ def test_other_settings_agree_in_eager(mirror):
         raw = twin_case(hand_frames, left_handed=True, seed=hand_frames)
         expected = preprocess_sequence(raw, frames=20, mirror=mirror)
         assert np.abs(function(tf.constant(raw)).numpy() - expected).max() <= TOLERANCE
+
+
+def test_training_loader_agrees_with_eager(eager):
+    """What the model trains on: stored cleaned frames, resized per batch by the loader."""
+    from aslfr_lib.data import ShuffledBatches
+
+    raws = [
+        twin_case(n, left, seed=n + 7 * left) for n in HAND_FRAME_COUNTS for left in (False, True)
+    ]
+    ragged = RaggedFrames.from_sequences([clean_sequence(raw, mirror=True) for raw in raws])
+    targets = np.stack([encode("a")] * len(raws))
+    batches = ShuffledBatches(
+        ragged, targets, len(raws), shuffle=False, full_batches=False, length=FRAMES
+    )
+    (inputs, _) = batches[0]
+    for raw, loaded in zip(raws, inputs["frames"], strict=True):
+        assert np.abs(eager(tf.constant(raw)).numpy() - loaded).max() <= TOLERANCE

@@ -15,10 +15,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from helpers import build_model, competition_table, write_submission
 
-from aslfr_lib.landmarks import ALL_COLUMNS, INDEX_COLUMN, LANDMARK_COLUMNS, SELECTED_COLUMNS
+from aslfr_lib.landmarks import ALL_COLUMNS, SELECTED_COLUMNS
 from aslfr_lib.runner import (
     HarnessRunner,
     SequenceError,
@@ -27,82 +27,9 @@ from aslfr_lib.runner import (
     read_sequence,
     read_sequences,
 )
-from aslfr_lib.vocab import CHAR_TO_ID, EOS, NUM_CLASSES, PAD, TARGET_LENGTH
+from aslfr_lib.vocab import EOS, NUM_CLASSES, TARGET_LENGTH
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def build_model(
-    input_name: str = "inputs",
-    dtype: str = "float32",
-    width: int = len(SELECTED_COLUMNS),
-    signature: str = "serving_default",
-    output_name: str = "outputs",
-    workdir: Path | None = None,
-) -> bytes:
-    """A tiny TFLite model whose phrase reports its input: "<frames % 10><nan frames % 10>ok"."""
-    import tensorflow as tf
-
-    digits = tf.constant([CHAR_TO_ID[str(d)] for d in range(10)], tf.int32)
-    tail = [CHAR_TO_ID["o"], CHAR_TO_ID["k"], EOS] + [PAD] * (TARGET_LENGTH - 5)
-
-    class Reporter(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, width], dtype, name=input_name)])
-        def __call__(self, inputs):
-            x = tf.cast(inputs, tf.float32)
-            frames = tf.shape(x)[0]
-            nan_frames = tf.reduce_sum(tf.cast(tf.reduce_any(tf.math.is_nan(x), axis=1), tf.int32))
-            head = tf.gather(digits, tf.stack([frames % 10, nan_frames % 10]))
-            tokens = tf.concat([head, tf.constant(tail, tf.int32)], axis=0)  # (TARGET_LENGTH,)
-            return {output_name: tf.one_hot(tokens, NUM_CLASSES)}  # (TARGET_LENGTH, NUM_CLASSES)
-
-    module = Reporter()
-    function = module.__call__.get_concrete_function()
-    if signature == "serving_default":
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
-    else:
-        # from_concrete_functions always names the signature serving_default.
-        saved = Path(workdir) / f"saved_{signature}"
-        tf.saved_model.save(module, str(saved), signatures={signature: function})
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), [signature])
-    return converter.convert()
-
-
-def write_submission(
-    path: Path,
-    model_bytes: bytes,
-    columns: list[str] | None = None,
-    inference_args: dict | None = None,
-    extra: dict[str, bytes] | None = None,
-    leave_out: tuple[str, ...] = (),
-) -> Path:
-    """A submission.zip as the export writes it (or broken in the asked way)."""
-    args = {"selected_columns": list(columns or SELECTED_COLUMNS)}
-    files = {
-        "model.tflite": model_bytes,
-        "inference_args.json": json.dumps(inference_args or args).encode(),
-        **(extra or {}),
-    }
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in files.items():
-            if name not in leave_out:
-                archive.writestr(name, data)
-    return path
-
-
-def competition_table(sequences: dict[int, int], seed: int = 0) -> pd.DataFrame:
-    """Competition-layout rows: {sequence_id: frames}; every third frame lacks the left hand."""
-    rng = np.random.default_rng(seed)
-    tables = []
-    for sequence_id, frames in sequences.items():
-        values = rng.random((frames, len(LANDMARK_COLUMNS)), dtype=np.float32)
-        left_hand = [i for i, c in enumerate(LANDMARK_COLUMNS) if "_left_hand_" in c]
-        values[::3, left_hand] = np.nan
-        table = pd.DataFrame(values, columns=LANDMARK_COLUMNS)
-        table.insert(0, "frame", np.arange(frames, dtype=np.int16))
-        table.index = pd.Index(np.full(frames, sequence_id, dtype=np.int64), name=INDEX_COLUMN)
-        tables.append(table)
-    return pd.concat(tables)
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import math
 import keras
 import numpy as np
 import pytest
+from helpers import BACKEND, run_on_other_backend
 
 from aslfr_lib.schedules import EpochWarmupCosine, learning_rate, schedule
-from tests.test_optimizers import BACKEND, run_on_other_backend
 
 # The learning rates the reference printed at the start of each of its 100 V6 epochs
 # (epochs 100, warmup 10, lr_max 1e-3, exp warmup), formatted with ``:.2e``.

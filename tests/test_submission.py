@@ -17,13 +17,8 @@ import pandas as pd
 import pytest
 
 from aslfr_lib import landmarks, runner, submission
-from aslfr_lib.submission import (
-    CheckError,
-    check_submission,
-    competition_score,
-    main,
-    select_sequences,
-)
+from aslfr_lib.scoring import competition_score
+from aslfr_lib.submission import CheckError, check_submission, main, select_sequences
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_FEATURES = landmarks.NUM_FEATURES

@@ -28,12 +28,13 @@ def write_processed(folder: Path, train=20, val=6, frames=16, features=6, seed=0
     """A tiny folder in the layout of ``aslfr preprocess`` (random frames, real targets)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {}
+    meta = {"format_version": 2, "storage": "ragged", "config": {"frames": frames}}
     for split, count, first_id in (("train", train, 1000), ("val", val, 2000)):
-        frames_array = rng.normal(0.5, 0.1, size=(count, frames, features)).astype(np.float32)
-        frames_array[:, frames // 2 :] = 0.0
+        full = rng.normal(0.5, 0.1, size=(count, frames, features)).astype(np.float32)
+        stored = frames // 2  # each sequence: frames // 2 frames with landmarks
         targets = [encode(PHRASES[i % len(PHRASES)]) for i in range(count)]
-        np.save(folder / f"X_{split}.npy", frames_array)
+        np.save(folder / f"frames_{split}.npy", full[:, :stored].reshape(-1, features))
+        np.save(folder / f"offsets_{split}.npy", np.arange(count + 1, dtype=np.int64) * stored)
         np.save(folder / f"y_{split}.npy", np.array(targets, np.int8).reshape(count, 32))
         meta[split] = {"sequence_ids": list(range(first_id, first_id + count))}
     np.save(folder / "means.npy", np.full(features, 0.5, np.float32))
@@ -126,10 +127,10 @@ def test_load_training_data_names_file_and_sequence_on_bad_input(tmp_path):
     with pytest.raises(DataError, match=r"y_val\.npy: sequence 2002 \(row 2\).*one EOS"):
         load_training_data(folder)
     folder = write_processed(tmp_path / "q")
-    frames = np.load(folder / "X_train.npy")
-    frames[5, 0, 0] = np.nan
-    np.save(folder / "X_train.npy", frames)
-    with pytest.raises(DataError, match=r"X_train\.npy: sequence 1005 \(row 5\).*NaN"):
+    values, offsets = np.load(folder / "frames_train.npy"), np.load(folder / "offsets_train.npy")
+    values[offsets[5], 0] = np.nan
+    np.save(folder / "frames_train.npy", values)
+    with pytest.raises(DataError, match=r"frames_train\.npy: sequence 1005 \(row 5\).*NaN"):
         load_training_data(folder)
     folder = write_processed(tmp_path / "r")
     targets = np.load(folder / "y_train.npy")

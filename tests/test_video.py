@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from test_runner import build_model, competition_table, write_submission
+from helpers import build_model, competition_table, write_submission
 
 from aslfr_lib.landmarks import ALL_COLUMNS, INDEX_COLUMN, LANDMARK_COLUMNS, PARTS
 from aslfr_lib.video import extract_landmarks, landmarks_row, landmarks_table

@@ -2,9 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from helpers import FIXTURES
 
 from aslfr_lib import vocab
-from tests.conftest import FIXTURES
 
 
 def test_shipped_map_equals_competition_file():

@@ -28,7 +28,7 @@ from aslfr_lib.config import to_dict
 from aslfr_lib.export import tflite
 from aslfr_lib.export.artifacts import SubmissionPaths, write_submission
 from aslfr_lib.export.command import ExportConfig, ExportError
-from aslfr_lib.export.inference import InferenceModule, model_frames
+from aslfr_lib.export.inference import InferenceModule
 from aslfr_lib.submission import (
     PROCESSED_META,
     SubmissionReport,
@@ -146,18 +146,6 @@ def processed_mirror(processed: str | Path) -> bool:
         raise ExportError(f"{path}: has no config.mirror") from None
 
 
-def check_processed_frames(processed: str | Path, frames: int) -> None:
-    """The model's frame count must be the one the processed data was resized to."""
-    path = Path(processed) / PROCESSED_META
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    made = meta.get("config", {}).get("frames")
-    if made is not None and int(made) != frames:
-        raise ExportError(
-            f"{path}: data resized to {made} frames, but the model takes {frames}; "
-            "export the model trained on this data"
-        )
-
-
 def resolve_mirror(config: ExportConfig) -> bool:
     if config.mirror is not None:
         return config.mirror
@@ -210,8 +198,6 @@ def export_submission(config: ExportConfig, model: Any = None) -> ExportResult:
     if model is None:
         model, path = load_trained_model(config.model, config.checkpoint)
         checkpoint = str(path)
-    if config.processed:
-        check_processed_frames(config.processed, model_frames(model))
     return export_model(
         model,
         config.out,
