@@ -121,7 +121,14 @@ def test_readme_chain_as_subprocesses(tmp_path):
     data, processed = make_dataset(tmp_path)
     run, submission = tmp_path / "run", tmp_path / "submission"
 
-    aslfr(tmp_path, "train", "--processed", processed, "--out", run, "--epochs", 2, *TINY_MODEL)
+    # The recipe with every part (CTC head + decoder, conformer, augmentation), so the chain
+    # exercises both heads' evaluation and export from fresh processes.
+    aslfr(
+        tmp_path, "train", "--processed", processed, "--out", run, "--epochs", 2, *TINY_MODEL,
+        "--ctc-weight", "0.5", "--encoder-type", "conformer", "--conv-kernel-size", "3",
+        "--decoder-token-mask", "0.1", "--affine-probability", "0.5",
+        "--resample-probability", "0.5", "--time-mask-probability", "0.5",
+    )  # fmt: skip
     for name in ("best.keras", "last.keras"):
         assert_valid_zip(run / name)
     history = json.loads((run / "history.json").read_text(encoding="utf-8"))
@@ -135,6 +142,19 @@ def test_readme_chain_as_subprocesses(tmp_path):
     for path in written.group(1).split(", ") if written else []:
         assert_nonempty_file(tmp_path / path)
 
+    assert json.loads((run / "evaluation_val.json").read_text())["decoder"] == "ctc"  # auto
+    result = aslfr(
+        tmp_path, "evaluate", "--model", run, "--processed", processed, "--quiet",
+        "--decoder", "attention", "--out", tmp_path / "attention",
+    )  # fmt: skip
+    assert (
+        json.loads((tmp_path / "attention" / "evaluation_val.json").read_text())["decoder"]
+        == "attention"
+    )
+
+    attention = tmp_path / "submission-attention"
+    aslfr(tmp_path, "export", "--model", run, "--out", attention, "--decoder", "attention")
+    assert_nonempty_file(attention / "submission.zip")
     aslfr(tmp_path, "export", "--model", run, "--out", submission, "--quiet")
     for name in ("model.tflite", "inference_args.json", "submission.zip"):
         assert_nonempty_file(submission / name)
