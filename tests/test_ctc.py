@@ -153,3 +153,39 @@ def test_tflite_export_decodes_like_keras(tmp_path, encoder_type, decoder):
         from aslfr_lib.decoding import ids_to_phrases
 
         assert runner.predict_phrase(raw) == ids_to_phrases(keras_ids)[0], length
+
+
+def test_resumed_joint_model_keeps_its_losses_and_optimizer(tmp_path):
+    """``--resume`` loads last.keras compiled: both losses, their weights and the optimizer."""
+    config = tiny(ctc_weight=0.3)
+    model = build_model(config, means=np.zeros(FEATURES, np.float32), stds=np.ones(FEATURES))
+    compile_model(model, TrainConfig(epochs=2, optimizer="radam_lookahead", ctc_weight=0.3), 1)
+    frames = np.random.default_rng(4).normal(size=(2, FRAMES, FEATURES)).astype(np.float32)
+    phrase = np.stack([encode("ab"), encode("c")])
+    batch = ({"frames": frames, "phrase": phrase}, {"ctc": phrase, "logits": phrase})
+    model.train_on_batch(*batch)
+    save_checkpoint(model, tmp_path / "last.keras")
+    resumed = load_checkpoint(tmp_path / "last.keras", compile=True)
+    assert int(resumed.optimizer.iterations.numpy()) == 1
+    expected = model.test_on_batch(*batch, return_dict=True)
+    got = resumed.test_on_batch(*batch, return_dict=True)
+    for name in ("loss", "ctc_loss", "logits_loss"):
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-5)
+    np.testing.assert_allclose(
+        expected["loss"], 0.3 * expected["ctc_loss"] + 0.7 * expected["logits_loss"], rtol=1e-5
+    )
+
+
+def test_mixed_precision_keeps_both_heads_in_float32():
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_model(tiny(encoder_type="conformer", conv_kernel_size=3))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    frames = np.random.default_rng(5).normal(size=(2, FRAMES, FEATURES)).astype(np.float32)
+    outputs = model({"frames": frames, "phrase": np.stack([encode("a"), encode("b")])})
+    assert outputs["ctc"].dtype == "float32" and outputs["logits"].dtype == "float32"
+    assert model.get_layer("ctc_classifier").compute_dtype == "float32"
