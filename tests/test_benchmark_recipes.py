@@ -34,13 +34,9 @@ def common(epochs=30):
 
 def test_rows_are_ordered_by_the_number_of_their_file():
     names = [row.name for row in ROWS]
-    assert names[:5] == [
-        "v6_reference",
-        "v6_fixes",
-        "ctc_joint_attention",
-        "ctc_joint_ctc",
-        "ctc_only",
-    ]
+    required = ["v6_reference", "v6_fixes", "ctc_joint_attention", "ctc_joint_ctc", "ctc_only"]
+    assert [name for name in names if name in required] == required
+    assert names[0] == "v6_reference"  # the baseline of the ratio column
     numbers = [row.number for row in ROWS]
     assert numbers == sorted(numbers)
     assert all(row.description for row in ROWS)
