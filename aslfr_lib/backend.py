@@ -7,19 +7,18 @@ TensorFlow quietly first when the backend is TensorFlow.
 TensorFlow 2.21 writes a dozen C++ log lines on import (oneDNN, cpu_feature_guard, absl's "All
 log messages before absl::InitializeLog()"), before Python can filter anything, and some of them
 even with ``TF_CPP_MIN_LOG_LEVEL=3``. Unless the user set ``TF_CPP_MIN_LOG_LEVEL`` (then we
-change nothing), ``import_tensorflow`` sets it to 2 (warnings from ops still reach the user
-through Python) and imports TensorFlow with file descriptor 2 captured; known start-up noise
-is dropped and every other line is written back to stderr, so a real error is never lost.
+change nothing), ``import_tensorflow`` sets it to 2 and filters file descriptor 2
+(``install_stderr_filter``): known noise is dropped, every other line reaches stderr as it
+comes, so a real warning or error is never lost.
 """
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import os
 import re
 import sys
-import tempfile
-from collections.abc import Iterator
+import threading
 from typing import Any
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
@@ -29,6 +28,7 @@ NOISE = re.compile(
     r"|cpu_feature_guard|This TensorFlow binary is optimized|To enable the following instructions"
     r"|Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered"
     r"|TF-TRT Warning|Could not find cuda drivers|rebuild TensorFlow with the appropriate"
+    r"|oneDNN supports DT_BOOL only"
 )
 
 
@@ -37,28 +37,47 @@ def user_wants_logs() -> bool:
     return LOG_LEVEL_VARIABLE in os.environ and not os.environ.get("ASLFR_QUIET_SET")
 
 
-@contextlib.contextmanager
-def filtered_stderr(noise: re.Pattern = NOISE) -> Iterator[None]:
-    """Capture file descriptor 2 (C++ writes too); replay the lines ``noise`` does not match."""
+_stderr_filter: list[tuple[int, threading.Thread]] = []  # (saved fd 2, pump) once installed
+
+
+def install_stderr_filter(noise: re.Pattern = NOISE) -> None:
+    """From now on, drop the lines of file descriptor 2 that ``noise`` matches.
+
+    fd 2 becomes a pipe; a thread forwards every other line to the real stderr as it arrives,
+    so warnings and errors (Python's and C++'s) still appear, in order. Some TensorFlow lines
+    come later than the import (oneDNN's "supports DT_BOOL only..." on the first bool
+    transpose), hence a filter for the process's life, not only around the import. At exit the
+    real stderr is restored and the pump drained, so a final traceback is never lost.
+    """
+    if _stderr_filter:
+        return
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [
-                line
-                for line in captured.read().decode(errors="replace").splitlines(keepends=True)
-                if not noise.search(line)
-            ]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:  # ends when the last write end (fd 2) is closed
+                if not noise.search(line.decode(errors="replace")):
+                    os.write(saved, line)
+
+    thread = threading.Thread(target=pump, name="aslfr-stderr-filter", daemon=True)
+    thread.start()
+    _stderr_filter.append((saved, thread))
+    atexit.register(remove_stderr_filter)
+
+
+def remove_stderr_filter() -> None:
+    """Give fd 2 back to the real stderr and forward what is still in the pipe."""
+    if not _stderr_filter:
+        return
+    saved, thread = _stderr_filter.pop()
+    sys.stderr.flush()
+    os.dup2(saved, 2)  # closes the pipe's last write end: the pump reads to the end and stops
+    thread.join(timeout=5)
+    os.close(saved)
 
 
 def import_tensorflow() -> Any:
@@ -71,8 +90,9 @@ def import_tensorflow() -> Any:
         return tensorflow
     os.environ[LOG_LEVEL_VARIABLE] = QUIET_LEVEL
     os.environ["ASLFR_QUIET_SET"] = "1"  # our choice, not the user's: child processes stay quiet
-    with filtered_stderr():
-        import tensorflow
+    install_stderr_filter()
+    import tensorflow
+
     return tensorflow
 
 
