@@ -694,3 +694,44 @@ def ctc_parts(ctc_output):
     positions = ops.arange(1, ops.shape(mask)[1] + 1, dtype="int32")
     lengths = ops.max(ops.where(mask, positions, 0), axis=1)
     return logits, ops.cast(lengths, "int32")
+
+
+@register
+class HandShapeFeatures(keras.layers.Layer):
+    """(B, S, 164) raw landmarks -> (B, S, 84): each hand's points relative to its own centre,
+    divided by its own size, in every frame (zeros where the hand or point is missing).
+
+    The letters are hand shapes; where the hand is in the image and how large it appears differ
+    from signer to signer and frame to frame and carry no letter. The global normalisation keeps
+    both; these features remove them, so a model needs no signers of a given size or position to
+    read a hand shape. Computed from the raw coordinates in float32; appended to the normalised
+    features by the encoder (``hand_shape_features``).
+    """
+
+    def __init__(self, epsilon: float = 1e-6, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def _one_hand(self, hand):
+        """(B, S, 42) x block then y block -> (B, S, 42) shape features."""
+        x, y = hand[..., :21], hand[..., 21:]
+        present = ops.cast(ops.logical_or(ops.not_equal(x, 0), ops.not_equal(y, 0)), hand.dtype)
+        count = ops.maximum(ops.sum(present, axis=-1, keepdims=True), 1.0)
+        centre_x = ops.sum(x * present, axis=-1, keepdims=True) / count
+        centre_y = ops.sum(y * present, axis=-1, keepdims=True) / count
+        dx, dy = (x - centre_x) * present, (y - centre_y) * present
+        size = ops.sqrt(ops.sum(dx * dx + dy * dy, axis=-1, keepdims=True) / count)
+        size = ops.maximum(size, self.epsilon)
+        return ops.concatenate([dx / size, dy / size], axis=-1)
+
+    def call(self, frames):
+        frames = ops.cast(frames, "float32")
+        left, right = frames[..., 0:42], frames[..., 42:84]  # landmarks.LEFT_HAND, RIGHT_HAND
+        return ops.concatenate([self._one_hand(left), self._one_hand(right)], axis=-1)
+
+    def compute_output_shape(self, frames_shape):
+        return (*frames_shape[:-1], 84)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

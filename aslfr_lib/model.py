@@ -51,6 +51,9 @@ class ArchitectureConfig:
         "run the decoder over all `frames` positions and keep the first 32, as the reference "
         "did (same logits, ~4x the decoder work and a `frames`-row position table)",
     )
+    hand_shape_features: bool = param(
+        False, "append each hand's points relative to its centre and size (84 features)"
+    )
     encoder_type: str = param(
         "transformer", "transformer (V6) or conformer (+ depthwise conv module per block)"
     )
@@ -144,6 +147,9 @@ def build_encoder(config: ModelConfig) -> Any:
     frames = keras.Input((config.frames, config.features), name="frames")
     frame_mask = layers.FrameMask(name="frame_mask")(frames)  # (B, S)
     x = layers.NonZeroNormalization(name="normalization")(frames)
+    if config.hand_shape_features:
+        shapes = layers.HandShapeFeatures(name="hand_shape_features")(frames)  # (B, S, 84)
+        x = keras.layers.Concatenate(name="features")([x, shapes])
     x = layers.LandmarkEmbedding(config.encoder_dim, name="landmark_embedding")(x, frame_mask)
     x = layers.PositionEmbedding(config.frames, name="position_embedding")(x)  # (B, S, De)
     x = keras.layers.Dropout(config.embedding_dropout, name="embedding_dropout")(x)

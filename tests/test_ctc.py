@@ -133,7 +133,9 @@ def test_tflite_export_decodes_like_keras(tmp_path, encoder_type, decoder):
     from aslfr_lib.preprocess import preprocess_sequence
     from aslfr_lib.runner import HarnessRunner
 
-    config = tiny(encoder_type=encoder_type, conv_kernel_size=3, frames=32)
+    config = tiny(
+        encoder_type=encoder_type, conv_kernel_size=3, frames=32, hand_shape_features=True
+    )
     rng = np.random.default_rng(3)
     model = build_model(
         config, means=np.full(FEATURES, 0.5, np.float32), stds=np.full(FEATURES, 0.2)

@@ -184,3 +184,22 @@ def test_transformer_block_is_post_layer_norm_and_uses_training_flag():
     np.testing.assert_allclose(out.std(-1), 1.0, atol=1e-3)
     np.testing.assert_array_equal(out, ops.convert_to_numpy(block(x)))
     assert not np.allclose(out, ops.convert_to_numpy(block(x, training=True)))
+
+
+def test_hand_shape_features_ignore_where_the_hand_is_and_how_large():
+    from aslfr_lib.layers import HandShapeFeatures
+
+    rng = np.random.default_rng(0)
+    frames = np.zeros((1, 3, 164), np.float32)
+    frames[0, :, 42:84] = rng.uniform(0.3, 0.6, size=(3, 42))  # right hand in every frame
+    frames[0, 1, 0:42] = rng.uniform(0.3, 0.6, size=42)  # left hand in frame 1 only
+    moved = frames.copy()
+    moved[0, :, 42:63] = frames[0, :, 42:63] * 1.7 + 0.2  # right hand x: larger and shifted
+    moved[0, :, 63:84] = frames[0, :, 63:84] * 1.7 - 0.1  # y
+    layer = HandShapeFeatures()
+    a, b = (np.asarray(layer(f)) for f in (frames, moved))
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert (a[0, [0, 2], :42] == 0).all()  # no left hand: zeros
+    right = a[0, :, 42:]
+    np.testing.assert_allclose(right[:, :21].mean(axis=1), 0, atol=1e-6)  # centred
+    np.testing.assert_allclose(np.mean(right[:, :21] ** 2 + right[:, 21:] ** 2, axis=1), 1, 1e-5)

@@ -106,6 +106,9 @@ def encode_frames_with_landmarks(model: Any, frames: tf.Tensor) -> tuple[tf.Tens
     kept_mask = tf.reshape(tf.gather(frame_mask, rows), [1, -1])  # (1, k)
 
     x = encoder.get_layer("normalization")(kept)
+    if any(layer.name == "hand_shape_features" for layer in encoder.layers):
+        shapes = encoder.get_layer("hand_shape_features")(kept)
+        x = encoder.get_layer("features")([x, shapes])
     x = encoder.get_layer("landmark_embedding")(x, kept_mask)  # (1, k, De)
     table = tf.convert_to_tensor(encoder.get_layer("position_embedding").embeddings)
     x = x + tf.reshape(tf.gather(tf.cast(table, x.dtype), rows), [1, -1, x.shape[-1]])
