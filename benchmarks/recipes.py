@@ -613,7 +613,8 @@ def table_rows(
     lines = []
     for row in rows:
         scores = []
-        for seed in seeds:
+        row_seeds = [seed for seed in seeds if (row, seed) in results]  # --extra-seed-rows
+        for seed in row_seeds:
             result = results[(row, seed)]
             if result["status"] != "ok":
                 failed = f"failed ({result['step']}: `{result['log']}`)"
@@ -621,20 +622,20 @@ def table_rows(
                 scores.append(None)
                 continue
             scores.append(result["score"])
-            reference = results[(baseline, seed)]
+            reference = results.get((baseline, seed), {"status": "missing"})
             base = reference["score"] if reference["status"] == "ok" else None
             numbers = [_cell(v, s) for v, s in zip(_numbers(result), specs, strict=True)]
             lines.append(
                 [row, str(seed), f"{result['score']:.4f}", _ratio(result["score"], base), *numbers]
             )
-        if len(seeds) > 1:
-            done = [results[(row, s)] for s in seeds if results[(row, s)]["status"] == "ok"]
+        if len(row_seeds) > 1:
+            done = [results[(row, s)] for s in row_seeds if results[(row, s)]["status"] == "ok"]
             base_scores = [
                 results[(baseline, s)].get("score")
-                for s in seeds
-                if results[(baseline, s)]["status"] == "ok"
+                for s in row_seeds
+                if results.get((baseline, s), {}).get("status") == "ok"
             ]
-            label = "mean" if len(done) == len(seeds) else f"mean of {len(done)}"
+            label = "mean" if len(done) == len(row_seeds) else f"mean of {len(done)}"
             means = [_mean(list(column)) for column in zip(*map(_numbers, done), strict=True)]
             score = _mean(scores)
             lines.append(
@@ -738,6 +739,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rows", help="comma-separated row names (default: every recipe)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="training seeds")
     parser.add_argument(
+        "--extra-seeds", type=int, nargs="+", default=[], help="more seeds for --extra-seed-rows"
+    )
+    parser.add_argument(
+        "--extra-seed-rows", default="", help="comma-separated rows that also run --extra-seeds"
+    )
+    parser.add_argument(
         "--epochs", type=int, help=f"epochs of every row (default {FULL['epochs']})"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of every row")
@@ -803,14 +810,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     results: dict[tuple[str, int], dict] = {}
     trained: dict[str, dict | StepFailed] = {}
+    extra_rows = set(filter(None, args.extra_seed_rows.split(",")))
+    unknown = extra_rows - {recipe.name for recipe in recipes}
+    if unknown:
+        print(f"benchmarks/recipes.py: error: unknown --extra-seed-rows {sorted(unknown)}")
+        return 1
     for recipe in recipes:
-        for seed in args.seeds:
+        extra = args.extra_seeds if recipe.name in extra_rows else []
+        for seed in [*args.seeds, *(s for s in extra if s not in args.seeds)]:
             results[(recipe.name, seed)] = run_row(
                 recipe, common, seed, dataset, out, args.force, trained
             )
-    text = report(
-        recipes, args.seeds, results, common, dataset, this_command(argv), args.architecture
-    )
+    seeds = sorted({seed for _, seed in results})
+    text = report(recipes, seeds, results, common, dataset, this_command(argv), args.architecture)
     atomic.write_text(doc, text)
     print()
     print(text)
