@@ -5,7 +5,7 @@ On one synthetic set of ragged sequences (random lengths, memory-mapped from dis
 
 (a) pre-resized (N, T, 164) arrays (the storage before format 2; ``np.load(mmap_mode="r")``),
 (b) ragged frames, each batch padded or resized to T with ``resize_frames`` (format 2),
-(c) as (b) plus ``aslfr_lib.augmentation`` with every probability 0.5 (when the module exists),
+(c) as (b) plus ``aslfr_lib.augmentation``: every probability 0.5, or ``--config``'s settings,
 
 best of ``--repeats`` full epochs, in the same run; then the ratios (b)/(a) and (c)/(b) and, unless
 ``--train-steps 0``, each loader's time as a share of one CPU training step of the default model
@@ -15,6 +15,7 @@ it with the step. Never asserts: prints numbers to compare.
 
     .venv/bin/python benchmarks/loader.py                     # 2,000 sequences, batch 64, T=128
     .venv/bin/python benchmarks/loader.py --train-steps 0     # loader only (seconds)
+    .venv/bin/python benchmarks/loader.py --config configs/demo.yaml --batch-size 32 --frames 64
 """
 
 from __future__ import annotations
@@ -41,7 +42,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--train-steps", type=int, default=4, help="timed CPU training steps (0: skip)"
     )
     parser.add_argument("--backend", default="tensorflow", choices=("tensorflow", "jax"))
+    parser.add_argument(
+        "--config",
+        help="YAML whose train: section sets the model and the augmentation of (c) "
+        "(e.g. configs/demo.yaml; default: the V6 model, every augmentation at p=0.5)",
+    )
     return parser.parse_args(argv)
+
+
+def train_config_of(args: argparse.Namespace):
+    """The TrainConfig of ``--config``'s train section (V6 defaults without it)."""
+    from aslfr_lib.config import load_yaml, make
+    from aslfr_lib.training import TrainConfig
+
+    settings = load_yaml(args.config).get("train", {}) if args.config else {}
+    settings = {**settings, "batch_size": args.batch_size, "epochs": 2, "warmup_epochs": 1}
+    return make(TrainConfig, settings)
+
+
+AUGMENTED = "(c) ragged + resize + augmentation"
 
 
 def synthetic_ragged(folder: Path, args: argparse.Namespace):
@@ -92,13 +111,18 @@ def train_step_seconds(keras, frames: np.ndarray, targets: np.ndarray, args) -> 
     """Seconds per ``model.fit`` step of the default model on pre-resized batches, on the CPU."""
     from aslfr_lib.data import ShuffledBatches
     from aslfr_lib.model import ModelConfig, build_model
-    from aslfr_lib.training import TrainConfig, compile_model
+    from aslfr_lib.training import compile_model
 
     count = args.train_steps * args.batch_size
     batches = ShuffledBatches(frames[:count], targets[:count], args.batch_size, seed=0)
-    model = build_model(ModelConfig(frames=args.frames, features=frames.shape[2]))
-    train_config = TrainConfig(batch_size=args.batch_size, epochs=2, warmup_epochs=1)
+    train_config = train_config_of(args)
+    model_config = ModelConfig.from_architecture(train_config, args.frames, frames.shape[2])
+    model = build_model(model_config)
     compile_model(model, train_config, steps_per_epoch=args.train_steps)
+    if isinstance(model.output, dict):  # a CTC head: the targets once per output
+        from aslfr_lib.training import TargetsPerOutput
+
+        batches = TargetsPerOutput(batches, list(model.output))
     model.fit(batches, epochs=1, verbose=0)  # compilation
     started = time.perf_counter()
     model.fit(batches, epochs=1, verbose=0)
@@ -128,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             "(a) pre-resized arrays": ShuffledBatches(resized, targets, **common),
             "(b) ragged + resize": ShuffledBatches(ragged, targets, length=args.frames, **common),
         }
-        augmentation = all_probabilities(0.5)
+        augmentation = train_config_of(args).augmentation if args.config else None
+        augmentation = augmentation or all_probabilities(0.5)
         if augmentation is not None:
-            setups["(c) ragged + resize + augmentation p=0.5"] = ShuffledBatches(
+            setups[AUGMENTED] = ShuffledBatches(
                 ragged, targets, length=args.frames, augmentation=augmentation, **common
             )
         times = {name: seconds_per_batch(batches, args.repeats) for name, batches in setups.items()}
@@ -149,13 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:44}: {1000 * seconds:8.2f} ms/batch{share}")
     if augmentation is None:
         print(f"{'(c) ragged + resize + augmentation':44}: skipped (no aslfr_lib.augmentation)")
-    (a, b), c = list(times.values())[:2], times.get("(c) ragged + resize + augmentation p=0.5")
+    (a, b), c = list(times.values())[:2], times.get(AUGMENTED)
     print(f"{'ratio (b) / (a)':44}: {b / a:8.2f}x")
     if c is not None:
         print(f"{'ratio (c) / (b)':44}: {c / b:8.2f}x")
     if step:
         print(
-            f"{'CPU training step, default model':44}: {1000 * step:8.1f} ms/step "
+            f"{'CPU training step, ' + (args.config or 'V6 model'):44}: {1000 * step:8.1f} ms/step "
             f"({keras.backend.backend()}, {args.train_steps} timed steps)"
         )
     return 0
