@@ -541,7 +541,7 @@ def TargetsPerOutput(batches: Any, names: list[str]) -> Any:  # noqa: N802 - a c
     return _TargetsPerOutput()
 
 
-def report_unalignable(data: Any, model: Any) -> int:
+def report_unalignable(data: Any) -> int:
     """Count the training sequences whose characters CTC cannot align and say so.
 
     A phrase needs one frame per character and a blank between equal neighbours; with fewer
@@ -652,7 +652,7 @@ def train(config: TrainConfig) -> TrainResult:
         if names:  # a model with a CTC head: one copy of the targets per output
             train_batches = TargetsPerOutput(train_batches, names)
             val_batches = val_batches and TargetsPerOutput(val_batches, names)
-            report_unalignable(data, model)
+            report_unalignable(data)
         epoch_end = EpochEnd(model, config, data, history, state)
         if initial_epoch < config.epochs:
             model.fit(

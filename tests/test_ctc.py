@@ -191,3 +191,14 @@ def test_mixed_precision_keeps_both_heads_in_float32():
     outputs = model({"frames": frames, "phrase": np.stack([encode("a"), encode("b")])})
     assert outputs["ctc"].dtype == "float32" and outputs["logits"].dtype == "float32"
     assert model.get_layer("ctc_classifier").compute_dtype == "float32"
+
+
+def test_unalignable_training_sequences_are_counted_in_the_log(capsys):
+    from types import SimpleNamespace
+
+    from aslfr_lib.training import report_unalignable
+
+    y = np.stack([encode("ab"), encode("abcdef"), encode("aab")])  # "aab" needs 4 frames
+    data = SimpleNamespace(y_train=y, train_lengths=np.array([5, 5, 3]))
+    assert report_unalignable(data) == 2
+    assert "2 of 3 training sequences have more characters" in capsys.readouterr().out
