@@ -113,8 +113,11 @@ def plot_history(history: Mapping[str, Sequence[float]], train_label: str = "tra
                 continue
             values = np.asarray(history[prefix + metric], dtype=np.float64)
             label = "val" if prefix else train_label
-            ax.plot(x, values, color=colour, label=label)
-            finite = np.isfinite(values)
+            finite = np.isfinite(values)  # a score computed every N epochs: NaN in between
+            sparse = not finite.all()
+            ax.plot(
+                x[finite], values[finite], color=colour, label=label, marker="o" if sparse else None
+            )
             if not _is_rate(metric) and finite.any():  # a diverged (NaN) epoch is never best
                 worst = np.inf if lowest_is_best else -np.inf
                 ranked = np.where(finite, values, worst)
