@@ -7,6 +7,11 @@ The full model takes ``{"frames", "phrase"}`` (phrase = target ids) and feeds th
 ``SOS, phrase[:, :31]`` (teacher forcing). Greedy decoding, cached decoding and the TFLite export
 reuse the two sub-models, found by name with ``encoder_of``/``decoder_of``.
 
+Opt-in parts (defaults reproduce V6): ``ctc_weight`` > 0 adds a CTC head on the encoder
+(``ctc_classifier``; 1 drops the decoder), ``encoder_type="conformer"`` a depthwise conv module
+after each encoder block (``conformer.ConvModule``), ``hand_shape_features`` 84 hand-relative
+features beside the normalised landmarks, ``decoder_token_mask`` decoder-input masking.
+
 Importing this module does not import Keras (the builders do), so the command line can read
 ``ModelConfig`` before it chooses the Keras backend.
 """
