@@ -260,13 +260,16 @@ def ctc_greedy_decode(
     return result
 
 
+def model_heads(model: Any) -> list[str]:
+    """The heads ``model`` can decode with, in ``auto``'s order of preference: ctc, attention."""
+    return [name for name, ok in (("ctc", has_ctc_head), ("attention", has_decoder)) if ok(model)]
+
+
 def resolve_decoder(model: Any, decoder: str = "auto") -> str:
     """``attention`` or ``ctc`` for ``model``; ``auto``: CTC when the model has a CTC head."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-    available = [
-        name for name, ok in (("ctc", has_ctc_head(model)), ("attention", has_decoder(model))) if ok
-    ]
+    available = model_heads(model)
     if decoder == "auto":
         return available[0]
     if decoder not in available:
@@ -280,8 +283,10 @@ def decode(
     decoder: str = "auto",
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
+    cached: bool = True,
 ) -> np.ndarray:
-    """Ids (N, 32) of ``frames`` by the ``attention`` decoder or the ``ctc`` head."""
+    """Ids (N, 32) of ``frames`` by the ``attention`` decoder or the ``ctc`` head
+    (``cached``: see ``greedy_decode``; CTC has no decoding loop to cache)."""
     if resolve_decoder(model, decoder) == "ctc":
         return ctc_greedy_decode(model, frames, batch_size, progress)
-    return greedy_decode(model, frames, batch_size, progress)
+    return greedy_decode(model, frames, batch_size, progress, cached)

@@ -158,11 +158,10 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
     import_keras(config.backend)
     from aslfr_lib.checkpoints import load_checkpoint
     from aslfr_lib.data import load_training_data
-    from aslfr_lib.model import encoder_of
+    from aslfr_lib.model import model_frames
 
     model = load_checkpoint(path, compile=False)
-    frames = int(encoder_of(model).inputs[0].shape[1])  # the loader resizes to the model's
-    data = load_training_data(config.processed, frames=frames)
+    data = load_training_data(config.processed, frames=model_frames(model))  # resized to fit
     X, y = data.split(config.split)
     if len(X) == 0:
         raise ValueError(

@@ -304,6 +304,11 @@ def encoder_of(model: Any) -> Any:
     return model if model.name == ENCODER_NAME else model.get_layer(ENCODER_NAME)
 
 
+def model_frames(model: Any) -> int:
+    """Frames per sequence the encoder was built for (its input's time axis)."""
+    return int(encoder_of(model).inputs[0].shape[1])
+
+
 def decoder_of(model: Any) -> Any:
     """The ``decoder`` sub-model of a full model (or the decoder itself)."""
     return model if model.name == DECODER_NAME else model.get_layer(DECODER_NAME)

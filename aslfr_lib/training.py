@@ -402,31 +402,27 @@ class EpochEnd:
         self.state = state
         self.out = Path(config.out)
         self.rates = learning_rates(config)
-        from aslfr_lib.model import has_ctc_head, has_decoder
+        from aslfr_lib.decoding import model_heads
 
-        self.both_heads = has_decoder(model) and has_ctc_head(model)
-        self.X_val = None
+        self.heads = model_heads(model)
+        self.X_val = self.val_phrases = None  # resized and decoded once per run, when scored
 
     def _score(self, epoch: int) -> tuple[float, list[str], list[str], dict] | None:
         """(score of ``config.decoder``, targets, its predictions, {head: score}) or None."""
         from aslfr_lib.decoding import decode, ids_to_phrases, resolve_decoder
-        from aslfr_lib.model import has_ctc_head, has_decoder
         from aslfr_lib.scoring import competition_score
 
         last = epoch + 1 == self.config.epochs
         if not self.data.has_validation or not (last or (epoch + 1) % self.config.score_every == 0):
             return None
         chosen = resolve_decoder(self.model, self.config.decoder)
-        heads = [
-            h for h, ok in (("attention", has_decoder), ("ctc", has_ctc_head)) if ok(self.model)
-        ]
-        targets = ids_to_phrases(self.data.y_val)
-        if self.X_val is None:  # resized once per run (the stored frames are ragged)
+        if self.X_val is None:  # the stored frames are ragged: resize them once per run
             self.X_val = np.asarray(self.data.X_val, dtype=np.float32)
-        X_val = self.X_val
+            self.val_phrases = ids_to_phrases(self.data.y_val)
+        targets = self.val_phrases
         predictions, scores = {}, {}
-        for head in heads:
-            ids = decode(self.model, X_val, head, self.config.decode_batch_size)
+        for head in self.heads:
+            ids = decode(self.model, self.X_val, head, self.config.decode_batch_size)
             predictions[head] = ids_to_phrases(ids)
             scores[head] = competition_score(targets, predictions[head])
         return scores[chosen], targets, predictions[chosen], scores
@@ -459,7 +455,7 @@ class EpochEnd:
             record[prefix + LOG_NAMES.get(name, name)] = float(value)
         if self.data.has_validation:
             record["val_score"] = math.nan if scored is None else float(scored[0])
-            if self.both_heads:  # each head's own score, beside the chosen one
+            if len(self.heads) > 1:  # each head's own score, beside the chosen one
                 for head in ("attention", "ctc"):
                     record[f"val_{head}_score"] = math.nan if scored is None else scored[3][head]
         for key, value in record.items():
@@ -549,18 +545,13 @@ def report_unalignable(data: Any) -> int:
     that sequence (``losses.ctc_loss_per_sequence``) instead of becoming inf or NaN. The
     attention loss still trains on it.
     """
-    from aslfr_lib.decoding import frame_lengths
+    from keras import ops
+
+    from aslfr_lib.losses import ctc_targets  # the loss's own count of frames needed
 
     y = np.asarray(data.y_train)
-    characters = y < PAD
-    repeats = characters[:, 1:] & characters[:, :-1] & (y[:, 1:] == y[:, :-1])
-    needed = characters.sum(axis=1) + repeats.sum(axis=1)
-    frames = getattr(data, "train_lengths", None)
-    if frames is None:
-        frames = np.concatenate(
-            [frame_lengths(np.asarray(data.X_train[i : i + 1024])) for i in range(0, len(y), 1024)]
-        )
-    unalignable = int(np.count_nonzero(needed > np.asarray(frames)))
+    needed = ops.convert_to_numpy(ctc_targets(y)[2])
+    unalignable = int(np.count_nonzero(needed > np.asarray(data.train_lengths)))
     if unalignable:
         print(
             f"aslfr train: {unalignable} of {len(y)} training sequences have more characters "

@@ -86,9 +86,8 @@ def trained_model(path: str):
     """A training run's model and its ModelConfig (the run folder's config.json)."""
     import dataclasses
 
-    from aslfr_lib.export.inference import model_frames
     from aslfr_lib.export.stage import load_trained_model
-    from aslfr_lib.model import ArchitectureConfig, ModelConfig
+    from aslfr_lib.model import ArchitectureConfig, ModelConfig, model_frames
 
     model, file = load_trained_model(path)
     settings = json.loads((file.parent / "config.json").read_text())

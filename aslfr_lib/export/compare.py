@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aslfr_lib.decoding import ctc_greedy_decode, greedy_decode, ids_to_phrases
-from aslfr_lib.export.inference import model_frames
+from aslfr_lib.decoding import decode, ids_to_phrases
+from aslfr_lib.model import model_frames
 from aslfr_lib.preprocess import preprocess_sequence
 from aslfr_lib.runner import HarnessRunner, Submission
 from aslfr_lib.submission import iter_sequences, select_sequences
@@ -56,10 +56,7 @@ def compare_predictions(
             }
         )
         inputs.append(preprocess_sequence(frames, frames=frames_per_sequence, mirror=mirror))
-    if decoder == "ctc":
-        ids = ctc_greedy_decode(model, np.stack(inputs), progress=progress)
-    else:
-        ids = greedy_decode(model, np.stack(inputs), progress=progress, cached=cached)
+    ids = decode(model, np.stack(inputs), decoder, progress=progress, cached=cached)
     keras_phrases = ids_to_phrases(ids)
     table = pd.DataFrame(records)
     table["keras"] = keras_phrases

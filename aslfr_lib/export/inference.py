@@ -37,10 +37,16 @@ import tensorflow as tf
 from keras import ops
 
 from aslfr_lib import landmarks
-from aslfr_lib.decoding import decode_step, init_decoder_cache
+from aslfr_lib.decoding import decode_step, init_decoder_cache, resolve_decoder
 from aslfr_lib.export.preprocessing import preprocess_tf
 from aslfr_lib.layers import has_landmarks
-from aslfr_lib.model import ctc_classifier_of, decoder_of, encoder_of, has_ctc_head, has_decoder
+from aslfr_lib.model import (
+    ctc_classifier_of,
+    decoder_of,
+    encoder_of,
+    has_decoder,
+    model_frames,
+)
 from aslfr_lib.vocab import EOS, NUM_CLASSES, PAD, SOS, TARGET_LENGTH
 
 INPUT_NAME = "inputs"  # the harness calls serving_default(inputs=frames)
@@ -56,11 +62,6 @@ def layers_named(model: Any, prefix: str) -> list[Any]:
             found.append(model.get_layer(f"{prefix}{len(found)}"))
         except ValueError:
             return found
-
-
-def model_frames(model: Any) -> int:
-    """Frames per sequence the encoder was built for (its input's time axis)."""
-    return int(encoder_of(model).inputs[0].shape[1])
 
 
 def uses_causal_cross_attention(model: Any) -> bool:
@@ -161,10 +162,7 @@ class InferenceModule(tf.Module):
         decoder: str = "attention",
     ):
         super().__init__(name="aslfr_inference")
-        if decoder not in ("attention", "ctc"):
-            raise ValueError(f"decoder must be attention or ctc, got {decoder!r}")
-        if not (has_ctc_head if decoder == "ctc" else has_decoder)(model):
-            raise ValueError(f"the model has no {decoder} head to export")
+        decoder = resolve_decoder(model, decoder)  # one the model has
         if decoder == "ctc" and outputs != "one_hot":
             raise ValueError("a CTC export returns one-hot rows only")
         self.decoder = decoder

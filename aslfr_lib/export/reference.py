@@ -20,10 +20,10 @@ import numpy as np
 import tensorflow as tf
 
 from aslfr_lib import landmarks
-from aslfr_lib.export.inference import INPUT_NAME, OUTPUT_NAME, model_frames
+from aslfr_lib.export.inference import INPUT_NAME, OUTPUT_NAME
 from aslfr_lib.export.preprocessing import preprocess_tf
 from aslfr_lib.layers import has_landmarks
-from aslfr_lib.model import ModelConfig, build_model, decoder_of, encoder_of
+from aslfr_lib.model import ModelConfig, build_model, decoder_of, encoder_of, model_frames
 from aslfr_lib.vocab import EOS, NUM_CLASSES, PAD, SOS, TARGET_LENGTH
 
 
