@@ -111,6 +111,8 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
     with open(path, encoding="utf-8") as file:
         data = yaml.safe_load(file) or {}
     if not isinstance(data, dict):
@@ -128,11 +130,7 @@ def stage_parser(cls: type, prog: str, description: str) -> argparse.ArgumentPar
 
 def stage_config(cls: type[T], args: argparse.Namespace) -> T:
     """``cls`` from the YAML of ``--config`` (if given), overridden by the flags given."""
-    base = {}
-    if getattr(args, "config", None):
-        if not Path(args.config).is_file():
-            raise FileNotFoundError(f"{args.config}: no such config file")
-        base = load_yaml(args.config)
+    base = load_yaml(args.config) if getattr(args, "config", None) else {}
     return from_args(cls, args, **base)
 
 

@@ -206,10 +206,11 @@ def demo_main(argv: list[str]) -> int:
     parser.add_argument("--out", default=None, help="run folder (default: outputs/<run>)")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
-    if not Path(args.config).is_file():
-        print(f"aslfr demo: error: {args.config}: no such config file", file=sys.stderr)
+    try:
+        settings = load_yaml(args.config)
+    except FileNotFoundError as error:
+        print(f"aslfr demo: error: {error}", file=sys.stderr)
         return 1
-    settings = load_yaml(args.config)
     data = Path(args.data or settings["data"])
     if not (data / "train.csv").exists():
         from aslfr_lib.config import make

@@ -352,18 +352,19 @@ def test_parallel_workers_match_one_process(dataset, tmp_path):
     assert one.meta["train"] == two.meta["train"]
 
 
+def parts_without_outputs(root, out, monkeypatch) -> None:
+    """Preprocess ``root`` into ``out`` up to the finished parts; stop before assembling."""
+    monkeypatch.setattr(pp, "assemble", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        pp.run(config_for(root, out), progress=False)
+    monkeypatch.undo()
+
+
 def test_killed_run_resumes_per_file(dataset, tmp_path, monkeypatch):
     root, _ = dataset
     out = tmp_path / "out"
     config = config_for(root, out)
-
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(pp, "assemble", killed)
-    with pytest.raises(KeyboardInterrupt):
-        pp.run(config, progress=False)
-    monkeypatch.undo()
+    parts_without_outputs(root, out, monkeypatch)
     parts = sorted(p.name for p in (out / pp.PARTS_DIR).iterdir())
     assert parts == [f"train_landmarks__{i}.{ext}" for i in (11, 22, 33) for ext in ("json", "npy")]
     assert not (out / "frames_train.npy").exists()
@@ -388,10 +389,7 @@ def test_killed_run_resumes_per_file(dataset, tmp_path, monkeypatch):
 def test_stale_part_is_recomputed(dataset, tmp_path, monkeypatch):
     root, _ = dataset
     out = tmp_path / "out"
-    monkeypatch.setattr(pp, "assemble", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
-    with pytest.raises(KeyboardInterrupt):
-        pp.run(config_for(root, out), progress=False)
-    monkeypatch.undo()
+    parts_without_outputs(root, out, monkeypatch)
     summary = pp.run(config_for(root, out, mirror=False), progress=False)  # other settings
     assert summary["files_reused"] == 0
     assert pp.load_processed(out).meta["summary"]["mirrored"] == 0
@@ -401,10 +399,7 @@ def test_parts_do_not_depend_on_frames(dataset, tmp_path, monkeypatch):
     """Storage is unresized, so another model length reuses every finished part."""
     root, _ = dataset
     out = tmp_path / "out"
-    monkeypatch.setattr(pp, "assemble", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
-    with pytest.raises(KeyboardInterrupt):
-        pp.run(config_for(root, out), progress=False)
-    monkeypatch.undo()
+    parts_without_outputs(root, out, monkeypatch)
     summary = pp.run(config_for(root, out, frames=8), progress=False)
     assert summary["files_reused"] == 3
     data = pp.load_processed(out)
