@@ -15,13 +15,14 @@ by a ``keras.utils.PyDataset`` that works on both backends.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+
+from aslfr_lib.augmentation import augment_sequence, mask_time
 
 # Defined beside ``load_processed`` so that reading preprocessed data needs no keras import.
 from aslfr_lib.preprocess import RaggedFrames, ResizedFrames, resize_frames
@@ -309,14 +310,12 @@ class ShuffledBatches(keras.utils.PyDataset):
         """(B, length, features) float32: each sequence (augmented) then padded or resized."""
         if self.augmentation is None:
             return ResizedFrames(self.frames, self.length).take(rows)
-        # Imported here: the module is optional for everything but augmented training.
-        augmentation = importlib.import_module("aslfr_lib.augmentation")
         batch = np.empty((len(rows), self.length, self.frames.features), dtype=np.float32)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         for out, row in zip(batch, rows.tolist(), strict=True):
-            sequence = augmentation.augment_sequence(self.frames[row], rng, self.augmentation)
+            sequence = augment_sequence(self.frames[row], rng, self.augmentation)
             resized = resize_frames(sequence, self.length)
-            out[...] = augmentation.mask_time(resized, rng, self.augmentation)
+            out[...] = mask_time(resized, rng, self.augmentation)
         return batch
 
     def on_epoch_end(self) -> None:

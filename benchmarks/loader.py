@@ -82,13 +82,11 @@ def synthetic_ragged(folder: Path, args: argparse.Namespace):
 
 
 def all_probabilities(value: float):
-    """An enabled AugmentationConfig with every ``*_probability`` field at ``value``, or None."""
+    """An enabled AugmentationConfig with every ``*_probability`` field at ``value``."""
     import dataclasses
 
-    try:
-        from aslfr_lib.augmentation import AugmentationConfig
-    except ImportError:
-        return None
+    from aslfr_lib.augmentation import AugmentationConfig
+
     names = [
         f.name for f in dataclasses.fields(AugmentationConfig) if f.name.endswith("probability")
     ]
@@ -152,12 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             "(a) pre-resized arrays": ShuffledBatches(resized, targets, **common),
             "(b) ragged + resize": ShuffledBatches(ragged, targets, length=args.frames, **common),
         }
-        augmentation = train_config_of(args).augmentation if args.config else None
-        augmentation = augmentation or all_probabilities(0.5)
-        if augmentation is not None:
-            setups[AUGMENTED] = ShuffledBatches(
-                ragged, targets, length=args.frames, augmentation=augmentation, **common
-            )
+        config = train_config_of(args)
+        augmentation = config.augmentation if args.config else all_probabilities(0.5)
+        setups[AUGMENTED] = ShuffledBatches(
+            ragged, targets, length=args.frames, augmentation=augmentation, **common
+        )
         times = {name: seconds_per_batch(batches, args.repeats) for name, batches in setups.items()}
         step = None
         if args.train_steps:
@@ -172,12 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds in times.items():
         share = f", {100 * seconds / step:5.2f} % of a training step" if step else ""
         print(f"{name:44}: {1000 * seconds:8.2f} ms/batch{share}")
-    if augmentation is None:
-        print(f"{'(c) ragged + resize + augmentation':44}: skipped (no aslfr_lib.augmentation)")
-    (a, b), c = list(times.values())[:2], times.get(AUGMENTED)
+    a, b, c = times.values()
     print(f"{'ratio (b) / (a)':44}: {b / a:8.2f}x")
-    if c is not None:
-        print(f"{'ratio (c) / (b)':44}: {c / b:8.2f}x")
+    print(f"{'ratio (c) / (b)':44}: {c / b:8.2f}x")
     if step:
         print(
             f"{'CPU training step, ' + (args.config or 'V6 model'):44}: {1000 * step:8.1f} ms/step "

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from aslfr_lib import data as data_module
 from aslfr_lib import landmarks
 from aslfr_lib.data import (
     DataError,
@@ -255,8 +254,9 @@ ON = StandIn(enabled=True)
 
 @pytest.fixture
 def stand_in_augmentation(monkeypatch):
-    """``aslfr_lib.augmentation`` replaced by a module that records its calls: augment_sequence
-    drops the first frame and adds a random offset; mask_time zeroes one random frame."""
+    """The loader's augmentation functions replaced by ones that record their calls:
+    augment_sequence drops the first frame and adds a random offset; mask_time zeroes one
+    random frame."""
     calls = []
 
     def augment_sequence(frames, rng, config):
@@ -270,9 +270,8 @@ def stand_in_augmentation(monkeypatch):
         masked[rng.integers(len(resized))] = 0
         return masked
 
-    module = types.ModuleType("aslfr_lib.augmentation")
-    module.augment_sequence, module.mask_time = augment_sequence, mask_time
-    monkeypatch.setitem(sys.modules, "aslfr_lib.augmentation", module)
+    monkeypatch.setattr(data_module, "augment_sequence", augment_sequence)
+    monkeypatch.setattr(data_module, "mask_time", mask_time)
     return calls
 
 
