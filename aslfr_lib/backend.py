@@ -23,6 +23,7 @@ from typing import Any
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 QUIET_LEVEL = "2"
+OURS_VARIABLE = "ASLFR_QUIET_SET"  # set when the level is our choice: child processes filter too
 NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations are on"
     r"|cpu_feature_guard|This TensorFlow binary is optimized|To enable the following instructions"
@@ -34,7 +35,7 @@ NOISE = re.compile(
 
 def user_wants_logs() -> bool:
     """The user chose TensorFlow's log level themselves."""
-    return LOG_LEVEL_VARIABLE in os.environ and not os.environ.get("ASLFR_QUIET_SET")
+    return LOG_LEVEL_VARIABLE in os.environ and not os.environ.get(OURS_VARIABLE)
 
 
 _stderr_filter: list[tuple[int, threading.Thread]] = []  # (saved fd 2, pump) once installed
@@ -89,7 +90,7 @@ def import_tensorflow() -> Any:
 
         return tensorflow
     os.environ[LOG_LEVEL_VARIABLE] = QUIET_LEVEL
-    os.environ["ASLFR_QUIET_SET"] = "1"  # our choice, not the user's: child processes stay quiet
+    os.environ[OURS_VARIABLE] = "1"
     install_stderr_filter()
     import tensorflow
 
