@@ -123,14 +123,28 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def stage_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
     """A command's parser: ``--config YAML`` (the stage's fields) plus one flag per field."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--config", help=f"YAML file of {cls.__name__} fields (flags override)")
+    parser.add_argument(
+        "--config",
+        help=f"YAML file of {cls.__name__} fields, or a pipeline config (flags override)",
+    )
     add_arguments(parser, cls)
     return parser
 
 
-def stage_config(cls: type[T], args: argparse.Namespace) -> T:
-    """``cls`` from the YAML of ``--config`` (if given), overridden by the flags given."""
+PIPELINE_SECTIONS = ("run", "data", "synth", "preprocess", "train", "export")
+
+
+def stage_config(cls: type[T], args: argparse.Namespace, section: str) -> T:
+    """``cls`` from the YAML of ``--config`` (if given), overridden by the flags given.
+
+    The YAML is either the stage's own fields or a pipeline config (``configs/demo.yaml``), whose
+    ``section`` is then used: ``aslfr train --config configs/demo.yaml`` trains the demo's recipe.
+    """
     base = load_yaml(args.config) if getattr(args, "config", None) else {}
+    if set(base) <= set(PIPELINE_SECTIONS) and set(base) - {"data"}:
+        fields = {field.name for field in dataclasses.fields(cls)}
+        shared = {key: value for key, value in base.items() if key in fields}  # preprocess: data
+        base = {**shared, **(base.get(section) or {})}
     return from_args(cls, args, **base)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aslfr_lib import atomic
-from aslfr_lib.config import add_arguments, from_args, load_yaml, param
+from aslfr_lib.config import PIPELINE_SECTIONS, add_arguments, from_args, load_yaml, param
 from aslfr_lib.stage_metrics import (  # noqa: F401 - write_stage_metrics: for notebooks
     STAGE_METRICS,
     read_stage_metrics,
@@ -141,7 +141,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
             f"{config.config}: no such config file (configs/ has demo.yaml, v6.yaml, kaggle.yaml)"
         )
     settings = load_yaml(config.config)
-    unknown = set(settings) - {"run", "data", "synth", *(stage.name for stage in STAGES)}
+    unknown = set(settings) - set(PIPELINE_SECTIONS)
     if unknown:
         raise ValueError(f"{config.config}: unknown section(s) {sorted(unknown)}")
     run = Path(config.out or Path("outputs") / settings.get("run", Path(config.config).stem))

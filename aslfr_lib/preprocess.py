@@ -1092,7 +1092,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        config = stage_config(PreprocessConfig, args)
+        config = stage_config(PreprocessConfig, args, "preprocess")
         summary = run(config, progress=not args.quiet)
     except (PreprocessError, ValueError, FileNotFoundError) as error:
         print(f"aslfr preprocess: error: {error}", file=sys.stderr)

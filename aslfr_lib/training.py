@@ -674,7 +674,7 @@ def main(argv: list[str]) -> int:
     parser = stage_parser(TrainConfig, "aslfr train", __doc__.split("\n")[0])
     args = parser.parse_args(argv)
     try:
-        config = stage_config(TrainConfig, args)
+        config = stage_config(TrainConfig, args, "train")
         result = train(config)
     except (ValueError, FileNotFoundError, BackendError) as error:  # CheckpointError: ValueError
         print(f"aslfr train: error: {error}", file=sys.stderr)

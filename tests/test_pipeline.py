@@ -162,3 +162,34 @@ def test_notebook_parameter_cells_are_generated_from_the_stage_configs():
         book = nbformat.read(str(pipeline.NOTEBOOKS_DIR / name), as_version=4)
         cell = next(c for c in book.cells if "parameters" in c.metadata.get("tags", []))
         assert cell.source == parameter_cell(cls), name
+
+
+def test_stage_commands_read_their_section_of_a_pipeline_config(tmp_path):
+    """``aslfr train --config configs/demo.yaml`` trains the demo's recipe; flags still win."""
+    from aslfr_lib.config import stage_config, stage_parser
+    from aslfr_lib.preprocess import PreprocessConfig
+    from aslfr_lib.training import TrainConfig
+
+    demo = yaml.safe_load(Path("configs/demo.yaml").read_text())
+    parser = stage_parser(TrainConfig, "aslfr train", "")
+    train = stage_config(TrainConfig, parser.parse_args(["--config", "configs/demo.yaml"]), "train")
+    assert {key: getattr(train, key) for key in demo["train"]} == demo["train"]
+    flagged = parser.parse_args(["--config", "configs/demo.yaml", "--epochs", "3"])
+    assert stage_config(TrainConfig, flagged, "train").epochs == 3
+
+    parser = stage_parser(PreprocessConfig, "aslfr preprocess", "")
+    preprocess = stage_config(
+        PreprocessConfig, parser.parse_args(["--config", "configs/demo.yaml"]), "preprocess"
+    )
+    assert preprocess.data == demo["data"]  # the pipeline's dataset folder
+    assert preprocess.frames == demo["preprocess"]["frames"]
+
+    own = tmp_path / "preprocess.yaml"  # a stage's own YAML, even one that only sets ``data``
+    own.write_text("data: elsewhere\n")
+    assert (
+        stage_config(PreprocessConfig, parser.parse_args(["--config", str(own)]), "preprocess").data
+        == "elsewhere"
+    )
+    own.write_text("frames: 32\nbogus: 1\n")
+    with pytest.raises(ValueError, match="bogus"):
+        stage_config(PreprocessConfig, parser.parse_args(["--config", str(own)]), "preprocess")

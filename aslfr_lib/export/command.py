@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        config = stage_config(ExportConfig, args)
+        config = stage_config(ExportConfig, args, "export")
         from aslfr_lib.backend import import_keras
 
         import_keras("tensorflow")
