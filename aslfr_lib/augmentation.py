@@ -21,6 +21,11 @@ stretching, finger dropout and affine transforms the most useful:
 - **hand jitter**: per hand, a small extra scale, rotation and shift of that hand only, about the
   hand's own centre in each frame: hand size and pose vary between signers independently of the
   face, and MediaPipe's hand fits wobble.
+- **finger bending**: each finger of a bent hand turns about each of its three joints by its
+  own angle (the points beyond the joint rotate about it, in the image plane): a per-sequence
+  habit plus a part that drifts every few frames. Signers make each letter with their own joint
+  angles, and this variation, not the hand's place or size, is what sets unseen signers apart
+  most (hand jitter and affine move a hand as a whole and cannot imitate it).
 - **landmark dropout**: whole fingers (the same fingers of both hands in all frames) and random
   single points in single frames set to missing, so the model cannot lean on one finger and
   learns to read hands that MediaPipe tracked only in part.
@@ -75,6 +80,7 @@ FINGER_POINTS = HAND_POINTS[:, 1:].reshape(2, 5, 4).transpose(1, 0, 2).reshape(5
 PROBABILITY_FIELDS = (
     "affine_probability",
     "hand_jitter_probability",
+    "finger_bend_probability",
     "resample_probability",
     "landmark_dropout_probability",
     "flip_probability",
@@ -93,6 +99,13 @@ class AugmentationConfig:
     hand_jitter_scale: float = param(
         0.05, "hand jitter size j: scale 1 +- j, rotation +- j rad, shift +- j hand radii"
     )
+    finger_bend_probability: float = param(
+        0.0, "chance per sequence and hand of bending its fingers at their joints"
+    )
+    finger_bend_angle: float = param(
+        10.0, "finger bending: most degrees per joint (half a per-sequence habit, half drift)"
+    )
+    finger_bend_period: int = param(6, "finger bending: frames between the drift's new angles")
     resample_probability: float = param(0.0, "chance per sequence of a random time stretch")
     resample_min_speed: float = param(0.7, "slowest resampling speed (length becomes L / speed)")
     resample_max_speed: float = param(1.4, "fastest resampling speed (length becomes L / speed)")
@@ -116,6 +129,13 @@ class AugmentationConfig:
         _check_range("affine_shear", self.affine_shear, 0.0, 1.0, high_open=True)
         _check_range("affine_shift", self.affine_shift, 0.0, 1.0)
         _check_range("hand_jitter_scale", self.hand_jitter_scale, 0.0, 1.0, high_open=True)
+        _check_range("finger_bend_angle", self.finger_bend_angle, 0.0, 90.0)
+        if isinstance(self.finger_bend_period, bool) or not isinstance(
+            self.finger_bend_period, int
+        ):
+            raise ValueError(f"finger_bend_period must be an int, got {self.finger_bend_period!r}")
+        if self.finger_bend_period < 1:
+            raise ValueError(f"finger_bend_period must be >= 1, got {self.finger_bend_period}")
         _check_range("resample_min_speed", self.resample_min_speed, 0.0, math.inf, low_open=True)
         _check_range("resample_max_speed", self.resample_max_speed, 0.0, math.inf, low_open=True)
         if self.resample_min_speed > self.resample_max_speed:
@@ -225,6 +245,51 @@ def _jitter_hands(
     np.copyto(ys[:, : HAND_POINTS.size], new_y.reshape(len(xs), -1), where=write)
 
 
+# A finger's four points among a hand's 21 start at 1 + 4 f (thumb 1, index 5, ... pinky 17); its
+# first three are its joints (thumb: CMC, MCP, IP; the others: MCP, PIP, DIP), the last its tip.
+_FINGER_BASE = 1 + 4 * np.arange(5)  # (5,)
+
+
+def _bend_fingers(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    present: np.ndarray,
+    bent: np.ndarray,
+    rng: np.random.Generator,
+    config: AugmentationConfig,
+) -> None:
+    """Rotate each finger of each ``bent`` hand about its joints, proximal joint first."""
+    count = len(xs)
+    limit = math.radians(config.finger_bend_angle) / 2
+    habit = rng.uniform(-limit, limit, (1, 2, 5, 3))  # per hand, finger, joint
+    knots = rng.uniform(-limit, limit, (count // config.finger_bend_period + 2, 2, 5, 3))
+    where = np.arange(count) / config.finger_bend_period
+    below = where.astype(np.int64)
+    weight = (where - below)[:, None, None, None]
+    drift = knots[below] * (1 - weight) + knots[below + 1] * weight  # (L, 2, 5, 3)
+    angles = (habit + drift).astype(np.float32)
+    hands = HAND_POINTS.shape  # (2, 21)
+    hand_x = xs[:, : HAND_POINTS.size].reshape(-1, *hands).copy()  # (L, 2, 21)
+    hand_y = ys[:, : HAND_POINTS.size].reshape(-1, *hands).copy()
+    for joint in range(3):
+        pivot = _FINGER_BASE + joint  # (5,)
+        cos, sin = np.cos(angles[..., joint]), np.sin(angles[..., joint])  # (L, 2, 5)
+        pivot_x, pivot_y = hand_x[:, :, pivot], hand_y[:, :, pivot]
+        for beyond in range(joint + 1, 4):
+            point = _FINGER_BASE + beyond
+            dx, dy = hand_x[:, :, point] - pivot_x, hand_y[:, :, point] - pivot_y
+            hand_x[:, :, point] = pivot_x + cos * dx - sin * dy
+            hand_y[:, :, point] = pivot_y + sin * dx + cos * dy
+    # Frames where a finger's chain is only partly present keep their points where they were.
+    hand_present = present[:, : HAND_POINTS.size].reshape(-1, *hands)
+    whole = hand_present[:, :, 1:].reshape(count, 2, 5, 4).all(axis=3)  # (L, 2, 5)
+    write = np.zeros_like(hand_present)
+    write[:, :, 1:] = np.repeat(whole & bent[None, :, None], 4, axis=2)
+    write = write.reshape(count, -1)
+    np.copyto(xs[:, : HAND_POINTS.size], hand_x.reshape(count, -1), where=write)
+    np.copyto(ys[:, : HAND_POINTS.size], hand_y.reshape(count, -1), where=write)
+
+
 # Random masks are applied by multiplying with 0/1 rather than with np.where or copyto: on a
 # random pattern their per-element branches mispredict and run about ten times slower.
 
@@ -266,7 +331,8 @@ def _resample(
 def augment_sequence(
     frames: np.ndarray, rng: np.random.Generator, config: AugmentationConfig
 ) -> np.ndarray:
-    """(L, 164) -> (L', 164) float32: flip, affine, hand jitter, landmark dropout, resampling.
+    """(L, 164) -> (L', 164) float32: flip, affine, hand jitter, finger bending, landmark
+    dropout, resampling.
 
     Each step happens with its own probability, in that order. Returns a new array (the input is
     untouched) with at least one frame when ``L >= 1``; only resampling changes the length.
@@ -277,9 +343,12 @@ def augment_sequence(
     flip = _happens(rng, config.flip_probability)
     affine = _happens(rng, config.affine_probability)
     jittered = np.array([_happens(rng, config.hand_jitter_probability) for _ in HAND_POINTS])
+    bent = np.array([_happens(rng, config.finger_bend_probability) for _ in HAND_POINTS])
     dropout = _happens(rng, config.landmark_dropout_probability)
     resample = _happens(rng, config.resample_probability)
-    if len(frames) == 0 or not (flip or affine or jittered.any() or dropout or resample):
+    if len(frames) == 0 or not (
+        flip or affine or jittered.any() or bent.any() or dropout or resample
+    ):
         return frames.copy()
 
     if flip:
@@ -291,6 +360,8 @@ def augment_sequence(
         _affine(xs, ys, present, rng, config)
     if jittered.any():
         _jitter_hands(xs, ys, present, jittered, rng, config.hand_jitter_scale)
+    if bent.any():
+        _bend_fingers(xs, ys, present, bent, rng, config)
     if dropout:
         _drop_landmarks(points, rng, config.landmark_dropout_rate)
         present = (xs != 0) | (ys != 0)

@@ -17,6 +17,7 @@ Y_COLUMNS = np.array([COLUMN["y" + landmarks.SELECTED_COLUMNS[i][1:]] for i in X
 EVERYTHING = AugmentationConfig(
     affine_probability=1.0,
     hand_jitter_probability=1.0,
+    finger_bend_probability=1.0,
     resample_probability=1.0,
     landmark_dropout_probability=1.0,
     flip_probability=1.0,
@@ -27,6 +28,7 @@ ONLY = {
     "flip": AugmentationConfig(flip_probability=1.0),
     "affine": AugmentationConfig(affine_probability=1.0),
     "hand_jitter": AugmentationConfig(hand_jitter_probability=1.0),
+    "finger_bend": AugmentationConfig(finger_bend_probability=1.0),
     "landmark_dropout": AugmentationConfig(landmark_dropout_probability=1.0),
 }
 
@@ -87,7 +89,7 @@ def test_same_seed_same_output_different_seed_differs_input_untouched():
     np.testing.assert_array_equal(frames, before)
 
 
-@pytest.mark.parametrize("name", ["affine", "hand_jitter"])
+@pytest.mark.parametrize("name", ["affine", "hand_jitter", "finger_bend"])
 def test_moves_keep_exactly_the_missing_points_missing(name):
     frames = make_sequence()
     out = augment_sequence(frames, np.random.default_rng(1), ONLY[name])
@@ -308,3 +310,55 @@ def test_config_rejects_bad_values_naming_the_field(changes, field):
 def test_config_fields_have_help_for_the_cli():
     for field in dataclasses.fields(AugmentationConfig):
         assert 0 < len(field.metadata["help"]) <= 80, field.name
+
+
+def hand_geometry(frames: np.ndarray, hand: str) -> tuple[np.ndarray, np.ndarray]:
+    """(L, 15) bone lengths (3 per finger, thumb first) and (L, 5) wrist-to-tip distances."""
+    x = frames[:, [COLUMN[f"x_{hand}_{i}"] for i in range(21)]]
+    y = frames[:, [COLUMN[f"y_{hand}_{i}"] for i in range(21)]]
+    bones = [
+        np.hypot(x[:, b + k + 1] - x[:, b + k], y[:, b + k + 1] - y[:, b + k])
+        for b in range(1, 21, 4)
+        for k in range(3)
+    ]
+    tips = [np.hypot(x[:, b + 3] - x[:, 0], y[:, b + 3] - y[:, 0]) for b in range(1, 21, 4)]
+    return np.stack(bones, 1), np.stack(tips, 1)
+
+
+def test_finger_bending_turns_fingers_at_their_joints_and_nothing_else():
+    frames = make_sequence()
+    config = AugmentationConfig(finger_bend_probability=1.0, finger_bend_angle=30.0)
+    out = augment_sequence(frames, np.random.default_rng(2), config)
+    np.testing.assert_array_equal(out[:, landmarks.LIPS], frames[:, landmarks.LIPS])
+    wrist_and_bases = [f"{a}_right_hand_{i}" for a in "xy" for i in (0, 1, 5, 9, 13, 17)]
+    columns = [COLUMN[name] for name in wrist_and_bases]
+    np.testing.assert_array_equal(out[:, columns], frames[:, columns])  # pivots of the chains
+    complete = np.ones(len(frames), dtype=bool)
+    complete[1] = False  # frame 1 lacks the right thumb tip: that thumb stays as it was
+    (bones, tips), (new_bones, new_tips) = (hand_geometry(f, "right_hand") for f in (frames, out))
+    np.testing.assert_allclose(new_bones[complete], bones[complete], rtol=1e-4)  # rotations
+    assert np.abs(new_tips - tips)[complete].mean() > 1e-3  # ... that do bend the fingers
+    thumb = [COLUMN[f"{a}_right_hand_{i}"] for a in "xy" for i in range(1, 5)]
+    np.testing.assert_array_equal(out[1, thumb], frames[1, thumb])
+
+
+def test_finger_bending_angle_bounds_the_turn_of_each_joint():
+    frames = make_sequence()
+    small = AugmentationConfig(finger_bend_probability=1.0, finger_bend_angle=2.0)
+    large = AugmentationConfig(finger_bend_probability=1.0, finger_bend_angle=40.0)
+    moved = {
+        name: np.abs(augment_sequence(frames, np.random.default_rng(4), config) - frames).max()
+        for name, config in (("small", small), ("large", large))
+    }
+    assert 0 < moved["small"] < moved["large"]
+    # A fingertip moves at most (sum of the three joints' turns) x (finger length) <= 3 x 2 deg x
+    # the longest chain; in this random "hand" a chain is at most 3 x sqrt(2) x 0.6 long.
+    assert moved["small"] <= 3 * np.radians(2.0) * 3 * np.sqrt(2) * 0.6
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("finger_bend_angle", -1.0), ("finger_bend_period", 0)]
+)
+def test_finger_bending_config_is_checked(field, value):
+    with pytest.raises(ValueError, match=field):
+        AugmentationConfig(**{field: value})
