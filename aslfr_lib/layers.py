@@ -735,3 +735,57 @@ class HandShapeFeatures(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+# MediaPipe's hand skeleton: four bones per finger (thumb, index, middle, ring, pinky), each from
+# the wrist (point 0) or the previous joint outward: (parent, child) points.
+HAND_BONES = tuple(
+    (0 if joint == 0 else 4 * finger + joint, 4 * finger + joint + 1)
+    for finger in range(5)
+    for joint in range(4)
+)
+
+
+@register
+class HandBoneFeatures(keras.layers.Layer):
+    """(B, S, 164) raw landmarks -> (B, S, 140): per hand, the direction of each of its 20 bones
+    (unit x and y) and the turn between consecutive bones of a finger (cosine and sine, 15
+    joints), zeros where a bone's end is missing.
+
+    Directions do not change with the hand's place or size, and the joint turns not with its
+    rotation in the image either: they describe the finger joints themselves, which are the
+    letters. ``HandShapeFeatures`` keeps the hand's rotation and the fingers' lengths.
+    """
+
+    def __init__(self, epsilon: float = 1e-6, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def _one_hand(self, hand):
+        """(B, S, 42) x block then y block -> (B, S, 70) bone features."""
+        x, y = hand[..., :21], hand[..., 21:]
+        present = ops.cast(ops.logical_or(ops.not_equal(x, 0), ops.not_equal(y, 0)), hand.dtype)
+        parents = [parent for parent, _ in HAND_BONES]
+        children = [child for _, child in HAND_BONES]
+        dx = ops.take(x, children, axis=-1) - ops.take(x, parents, axis=-1)  # (B, S, 20)
+        dy = ops.take(y, children, axis=-1) - ops.take(y, parents, axis=-1)
+        both = ops.take(present, children, axis=-1) * ops.take(present, parents, axis=-1)
+        length = ops.maximum(ops.sqrt(dx * dx + dy * dy), self.epsilon)
+        ux, uy = dx / length * both, dy / length * both
+        inner = [4 * finger + joint for finger in range(5) for joint in range(3)]  # (15,)
+        outer = [bone + 1 for bone in inner]
+        ax, ay = ops.take(ux, inner, axis=-1), ops.take(uy, inner, axis=-1)
+        bx, by = ops.take(ux, outer, axis=-1), ops.take(uy, outer, axis=-1)
+        return ops.concatenate([ux, uy, ax * bx + ay * by, ax * by - ay * bx], axis=-1)
+
+    def call(self, frames):
+        frames = ops.cast(frames, "float32")
+        left, right = frames[..., 0:42], frames[..., 42:84]  # landmarks.LEFT_HAND, RIGHT_HAND
+        return ops.concatenate([self._one_hand(left), self._one_hand(right)], axis=-1)
+
+    def compute_output_shape(self, frames_shape):
+        return (*frames_shape[:-1], 140)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

@@ -10,7 +10,8 @@ reuse the two sub-models, found by name with ``encoder_of``/``decoder_of``.
 Opt-in parts (defaults reproduce V6): ``ctc_weight`` > 0 adds a CTC head on the encoder
 (``ctc_classifier``; 1 drops the decoder), ``encoder_type="conformer"`` a depthwise conv module
 after each encoder block (``conformer.ConvModule``), ``hand_shape_features`` 84 hand-relative
-features beside the normalised landmarks, ``decoder_token_mask`` decoder-input masking.
+features and ``hand_bone_features`` 140 bone directions and joint turns beside the normalised
+landmarks, ``decoder_token_mask`` decoder-input masking.
 
 Importing this module does not import Keras (the builders do), so the command line can read
 ``ModelConfig`` before it chooses the Keras backend.
@@ -31,6 +32,8 @@ LOGITS_OUTPUT = "logits"  # output names of a model with a CTC head (dict output
 CTC_OUTPUT = "ctc"
 CTC_BLANK = PAD  # CTC's blank class: PAD is never a character, so the 62 classes serve both heads
 ENCODER_TYPES = ("transformer", "conformer")
+# Layers of the encoder that add features computed from the raw landmarks, in concatenation order.
+EXTRA_FEATURE_LAYERS = ("hand_shape_features", "hand_bone_features")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,9 @@ class ArchitectureConfig:
     )
     hand_shape_features: bool = param(
         False, "append each hand's points relative to its centre and size (84 features)"
+    )
+    hand_bone_features: bool = param(
+        False, "append each hand's bone directions and finger joint turns (140 features)"
     )
     encoder_type: str = param(
         "transformer", "transformer (V6) or conformer (+ depthwise conv module per block)"
@@ -152,9 +158,13 @@ def build_encoder(config: ModelConfig) -> Any:
     frames = keras.Input((config.frames, config.features), name="frames")
     frame_mask = layers.FrameMask(name="frame_mask")(frames)  # (B, S)
     x = layers.NonZeroNormalization(name="normalization")(frames)
+    extra = []
     if config.hand_shape_features:
-        shapes = layers.HandShapeFeatures(name="hand_shape_features")(frames)  # (B, S, 84)
-        x = keras.layers.Concatenate(name="features")([x, shapes])
+        extra.append(layers.HandShapeFeatures(name="hand_shape_features")(frames))  # (B, S, 84)
+    if config.hand_bone_features:
+        extra.append(layers.HandBoneFeatures(name="hand_bone_features")(frames))  # (B, S, 140)
+    if extra:
+        x = keras.layers.Concatenate(name="features")([x, *extra])
     x = layers.LandmarkEmbedding(config.encoder_dim, name="landmark_embedding")(x, frame_mask)
     x = layers.PositionEmbedding(config.frames, name="position_embedding")(x)  # (B, S, De)
     x = keras.layers.Dropout(config.embedding_dropout, name="embedding_dropout")(x)

@@ -134,7 +134,11 @@ def test_tflite_export_decodes_like_keras(tmp_path, encoder_type, decoder):
     from aslfr_lib.runner import HarnessRunner
 
     config = tiny(
-        encoder_type=encoder_type, conv_kernel_size=3, frames=32, hand_shape_features=True
+        encoder_type=encoder_type,
+        conv_kernel_size=3,
+        frames=32,
+        hand_shape_features=True,
+        hand_bone_features=encoder_type == "conformer",
     )
     rng = np.random.default_rng(3)
     model = build_model(

@@ -203,3 +203,39 @@ def test_hand_shape_features_ignore_where_the_hand_is_and_how_large():
     right = a[0, :, 42:]
     np.testing.assert_allclose(right[:, :21].mean(axis=1), 0, atol=1e-6)  # centred
     np.testing.assert_allclose(np.mean(right[:, :21] ** 2 + right[:, 21:] ** 2, axis=1), 1, 1e-5)
+
+
+def test_hand_bone_features_are_directions_and_joint_turns():
+    from aslfr_lib.layers import HAND_BONES, HandBoneFeatures
+
+    rng = np.random.default_rng(1)
+    frames = np.zeros((1, 3, 164), np.float32)
+    frames[0, :, 42:84] = rng.uniform(0.3, 0.6, size=(3, 42))  # right hand in every frame
+    frames[0, 1, 0:42] = rng.uniform(0.3, 0.6, size=42)  # left hand in frame 1 only
+    frames[0, 2, [42 + 8, 63 + 8]] = 0  # frame 2: the right index tip is missing
+    angle = 0.7  # rotate, scale and shift the right hand
+    x, y = frames[0, :, 42:63], frames[0, :, 63:84]
+    moved = frames.copy()
+    present = (x != 0) | (y != 0)
+    moved[0, :, 42:63] = np.where(present, 1.3 * (np.cos(angle) * x - np.sin(angle) * y) + 0.1, 0)
+    moved[0, :, 63:84] = np.where(present, 1.3 * (np.sin(angle) * x + np.cos(angle) * y) - 0.2, 0)
+    layer = HandBoneFeatures()
+    a, b = (np.asarray(layer(f))[0] for f in (frames, moved))
+    assert a.shape == (3, 140)
+    assert (a[[0, 2], :70] == 0).all()  # no left hand: zeros
+    right, turned = a[:, 70:], b[:, 70:]
+    ux, uy = right[:, :20], right[:, 20:40]
+    index_tip = HAND_BONES.index((7, 8))
+    norms = np.hypot(ux, uy)
+    np.testing.assert_allclose(np.delete(norms[2], index_tip), 1, rtol=1e-5)  # unit directions
+    assert norms[2, index_tip] == 0  # a bone with a missing end
+    # Directions turn with the hand; the joints' turns (cosine, sine) do not.
+    expected_ux = np.cos(angle) * ux - np.sin(angle) * uy
+    np.testing.assert_allclose(turned[:, :20], expected_ux, atol=1e-5)
+    np.testing.assert_allclose(turned[:, 40:], right[:, 40:], atol=1e-5)
+    # A joint's cosine and sine: the turn from one bone to the next.
+    bone, following = HAND_BONES.index((5, 6)), HAND_BONES.index((6, 7))
+    turn = np.arctan2(uy[0, following], ux[0, following]) - np.arctan2(uy[0, bone], ux[0, bone])
+    joint = 3 * 1 + 1  # index finger, its second joint (PIP)
+    np.testing.assert_allclose(right[0, 40 + joint], np.cos(turn), atol=1e-5)
+    np.testing.assert_allclose(right[0, 55 + joint], np.sin(turn), atol=1e-5)

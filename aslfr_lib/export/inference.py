@@ -41,6 +41,7 @@ from aslfr_lib.decoding import decode_step, init_decoder_cache, resolve_decoder
 from aslfr_lib.export.preprocessing import preprocess_tf
 from aslfr_lib.layers import has_landmarks
 from aslfr_lib.model import (
+    EXTRA_FEATURE_LAYERS,
     ctc_classifier_of,
     decoder_of,
     encoder_of,
@@ -107,9 +108,10 @@ def encode_frames_with_landmarks(model: Any, frames: tf.Tensor) -> tuple[tf.Tens
     kept_mask = tf.reshape(tf.gather(frame_mask, rows), [1, -1])  # (1, k)
 
     x = encoder.get_layer("normalization")(kept)
-    if any(layer.name == "hand_shape_features" for layer in encoder.layers):
-        shapes = encoder.get_layer("hand_shape_features")(kept)
-        x = encoder.get_layer("features")([x, shapes])
+    names = {layer.name for layer in encoder.layers}
+    extra = [encoder.get_layer(name)(kept) for name in EXTRA_FEATURE_LAYERS if name in names]
+    if extra:
+        x = encoder.get_layer("features")([x, *extra])
     x = encoder.get_layer("landmark_embedding")(x, kept_mask)  # (1, k, De)
     table = tf.convert_to_tensor(encoder.get_layer("position_embedding").embeddings)
     x = x + tf.reshape(tf.gather(tf.cast(table, x.dtype), rows), [1, -1, x.shape[-1]])
