@@ -315,3 +315,66 @@ def test_main_writes_and_prints_the_summary(tmp_path, capsys):
     assert len(pd.read_csv(out / "train.csv")) == 5
     with pytest.raises(SystemExit):
         synthetic.main(["--out", str(out), "--difficulty", "2"])
+
+
+def test_character_visibility_follows_the_frames_that_show_a_hand():
+    config = SynthConfig(sequences=1, participants=1, difficulty=0.0)
+    signer = synthetic.sample_signers(config)[0]
+    phrase = "hello world"
+    rendered = synthetic.render_sequence(phrase, signer, np.random.default_rng(5), 0.0)
+    block = rendered.landmarks.copy()
+    hands = [
+        synthetic._columns(hand, axis) for hand in ("left_hand", "right_hand") for axis in (0, 1, 2)
+    ]
+
+    def lose(frames: np.ndarray) -> None:
+        for columns in hands:
+            block[frames, columns] = np.nan
+
+    lose(rendered.letter == 2)  # the first "l": the hand is lost for its whole slot
+    lose(rendered.holding == 6)  # "w": lost while held, seen while moving in and out
+    seen = synthetic.character_visibility(
+        dataclasses.replace(rendered, landmarks=block), len(phrase)
+    )
+    assert seen[2] == synthetic.HIDDEN
+    assert seen[6] == synthetic.SEEN_MOVING
+    assert (np.delete(seen, [2, 6]) == synthetic.SEEN_HELD).sum() >= len(phrase) - 4  # easy data
+    lose(slice(None))
+    gone = synthetic.character_visibility(
+        dataclasses.replace(rendered, landmarks=block), len(phrase)
+    )
+    assert (gone == synthetic.HIDDEN).all()
+
+
+def test_dataset_visibility_renders_the_dataset_again(tmp_path):
+    config = SynthConfig(out=str(tmp_path), sequences=6, participants=2, seed=4)
+    table = synthetic.plan_metadata(config, synthetic.sample_signers(config))["train"]
+    visibility = synthetic.dataset_visibility(config, table["sequence_id"])
+    assert [len(visibility[i]) for i in table["sequence_id"]] == [len(p) for p in table["phrase"]]
+    assert all(
+        set(v) <= {synthetic.HIDDEN, synthetic.SEEN_MOVING, synthetic.SEEN_HELD}
+        for v in visibility.values()
+    )
+    with pytest.raises(ValueError, match="not in the dataset"):
+        synthetic.dataset_visibility(dataclasses.replace(config, seed=5), table["sequence_id"])
+
+
+def test_readability_benchmark_charges_each_edit_to_the_character_it_touches():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "readability.py"
+    spec = importlib.util.spec_from_file_location("bench_readability", path)
+    readability = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readability)
+    held, moving, hidden = synthetic.SEEN_HELD, synthetic.SEEN_MOVING, synthetic.HIDDEN
+    counts = readability.attribute_edits(
+        ["abcd", "xy"],
+        ["acdz", "xq"],  # b deleted, z inserted; y replaced
+        [np.array([held, hidden, held, moving]), np.array([held, moving])],
+    )
+    assert counts["insertions"] == 1
+    assert (counts[f"characters_{held}"], counts[f"wrong_{held}"]) == (3, 0)
+    assert (counts[f"characters_{moving}"], counts[f"wrong_{moving}"]) == (2, 1)
+    assert (counts[f"characters_{hidden}"], counts[f"wrong_{hidden}"]) == (1, 1)
+    table = readability.format_table(counts, score=0.5)
+    assert "hidden" in table and "0.8333" in table  # 1 - 1 hidden miss / 6 characters
