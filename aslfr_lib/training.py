@@ -60,6 +60,7 @@ CHOICES = {
     "optimizer": ("radam_lookahead", "radam", "adamw"),
     "backend": ("tensorflow", "jax"),
     "mixed_precision": ("none", "bfloat16", "float16"),
+    "jit_compile": ("auto", "on", "off"),
     "devices": ("one", "all"),
     "decoder": ("auto", "attention", "ctc"),
 }
@@ -110,6 +111,10 @@ class TrainConfig(AugmentationConfig, ArchitectureConfig):
     label_smoothing: float = param(0.25, "label smoothing of the cross-entropy")
     backend: str = param("tensorflow", "Keras backend: tensorflow or jax")
     mixed_precision: str = param("none", "none, bfloat16 or float16 compute")
+    jit_compile: str = param(
+        "auto",
+        "XLA-compile the train step: auto (Keras: on GPUs, not on CPUs; JAX always), on or off",
+    )
     devices: str = param("one", "one device, or all (data parallel over every GPU)")
     seed: int = param(42, "seed of weights, dropout and epoch order")
     resume: bool = param(False, "continue the run in --out from its last finished epoch")
@@ -247,11 +252,13 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
         sma_threshold=config.sma_threshold,
         sync_period=config.lookahead_sync_period,
     )
+    jit = {"auto": "auto", "on": True, "off": False}[config.jit_compile]
     if not model_has_ctc_head(model):  # V6: one output
         model.compile(
             optimizer=optimizer,
             loss=MaskedCrossEntropy(config.label_smoothing),
             metrics=character_metrics(),
+            jit_compile=jit,
         )
         return
     losses = {CTC_OUTPUT: CTCLoss()}
@@ -261,7 +268,9 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
         losses[LOGITS_OUTPUT] = MaskedCrossEntropy(config.label_smoothing)
         weights[LOGITS_OUTPUT] = 1.0 - config.ctc_weight
         metrics[LOGITS_OUTPUT] = character_metrics()
-    model.compile(optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics)
+    model.compile(
+        optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics, jit_compile=jit
+    )
 
 
 def save_best(model: Any, out: Path, run_state: dict) -> None:
