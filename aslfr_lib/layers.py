@@ -789,3 +789,50 @@ class HandBoneFeatures(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@register
+class HandMotionFeatures(keras.layers.Layer):
+    """(B, S, 164) raw landmarks -> (B, S, 6): per hand, how far its centre moved since the
+    previous frame (x and y, in units of the hand's size) and the log of its size change; zeros
+    in the first frame and where the hand is missing now or before.
+
+    A doubled letter ("ll", "www") is one hand shape held twice with a small slide or bounce
+    between; the shape features remove exactly that movement, and in the globally normalised
+    coordinates it is small beside how far signers' hands sit apart. Frames with landmarks are
+    consecutive in training and in the export alike (preprocessing drops frames without a hand).
+    """
+
+    def __init__(self, epsilon: float = 1e-6, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def _one_hand(self, hand):
+        """(B, S, 42) x block then y block -> (B, S, 3) motion features."""
+        x, y = hand[..., :21], hand[..., 21:]
+        present = ops.cast(ops.logical_or(ops.not_equal(x, 0), ops.not_equal(y, 0)), hand.dtype)
+        count = ops.sum(present, axis=-1, keepdims=True)
+        shown = ops.cast(count > 0, hand.dtype)  # (B, S, 1)
+        count = ops.maximum(count, 1.0)
+        centre_x = ops.sum(x * present, axis=-1, keepdims=True) / count
+        centre_y = ops.sum(y * present, axis=-1, keepdims=True) / count
+        dx, dy = (x - centre_x) * present, (y - centre_y) * present
+        size = ops.sqrt(ops.sum(dx * dx + dy * dy, axis=-1, keepdims=True) / count)
+        size = ops.maximum(size, self.epsilon)
+        state = ops.concatenate([centre_x, centre_y, ops.log(size)], axis=-1)  # (B, S, 3)
+        change = state[:, 1:] - state[:, :-1]
+        change = ops.concatenate([change[..., :2] / size[:, 1:], change[..., 2:]], axis=-1)
+        both = shown[:, 1:] * shown[:, :-1]
+        return ops.concatenate([ops.zeros_like(state[:, :1]), change * both], axis=1)
+
+    def call(self, frames):
+        frames = ops.cast(frames, "float32")
+        left, right = frames[..., 0:42], frames[..., 42:84]  # landmarks.LEFT_HAND, RIGHT_HAND
+        return ops.concatenate([self._one_hand(left), self._one_hand(right)], axis=-1)
+
+    def compute_output_shape(self, frames_shape):
+        return (*frames_shape[:-1], 6)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

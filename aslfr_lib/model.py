@@ -10,8 +10,9 @@ reuse the two sub-models, found by name with ``encoder_of``/``decoder_of``.
 Opt-in parts (defaults reproduce V6): ``ctc_weight`` > 0 adds a CTC head on the encoder
 (``ctc_classifier``; 1 drops the decoder), ``encoder_type="conformer"`` a depthwise conv module
 after each encoder block (``conformer.ConvModule``), ``hand_shape_features`` 84 hand-relative
-features and ``hand_bone_features`` 140 bone directions and joint turns beside the normalised
-landmarks, ``decoder_token_mask`` decoder-input masking.
+features, ``hand_bone_features`` 140 bone directions and joint turns and
+``hand_motion_features`` 6 hand movements beside the normalised landmarks,
+``decoder_token_mask`` decoder-input masking.
 
 Importing this module does not import Keras (the builders do), so the command line can read
 ``ModelConfig`` before it chooses the Keras backend.
@@ -33,7 +34,7 @@ CTC_OUTPUT = "ctc"
 CTC_BLANK = PAD  # CTC's blank class: PAD is never a character, so the 62 classes serve both heads
 ENCODER_TYPES = ("transformer", "conformer")
 # Layers of the encoder that add features computed from the raw landmarks, in concatenation order.
-EXTRA_FEATURE_LAYERS = ("hand_shape_features", "hand_bone_features")
+EXTRA_FEATURE_LAYERS = ("hand_shape_features", "hand_bone_features", "hand_motion_features")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,9 @@ class ArchitectureConfig:
     )
     hand_bone_features: bool = param(
         False, "append each hand's bone directions and finger joint turns (140 features)"
+    )
+    hand_motion_features: bool = param(
+        False, "append each hand's movement since the previous frame, in hand sizes (6 features)"
     )
     encoder_type: str = param(
         "transformer", "transformer (V6) or conformer (+ depthwise conv module per block)"
@@ -163,6 +167,8 @@ def build_encoder(config: ModelConfig) -> Any:
         extra.append(layers.HandShapeFeatures(name="hand_shape_features")(frames))  # (B, S, 84)
     if config.hand_bone_features:
         extra.append(layers.HandBoneFeatures(name="hand_bone_features")(frames))  # (B, S, 140)
+    if config.hand_motion_features:
+        extra.append(layers.HandMotionFeatures(name="hand_motion_features")(frames))  # (B, S, 6)
     if extra:
         x = keras.layers.Concatenate(name="features")([x, *extra])
     x = layers.LandmarkEmbedding(config.encoder_dim, name="landmark_embedding")(x, frame_mask)

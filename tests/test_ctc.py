@@ -139,6 +139,7 @@ def test_tflite_export_decodes_like_keras(tmp_path, encoder_type, decoder):
         frames=32,
         hand_shape_features=True,
         hand_bone_features=encoder_type == "conformer",
+        hand_motion_features=encoder_type == "transformer",
     )
     rng = np.random.default_rng(3)
     model = build_model(

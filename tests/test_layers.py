@@ -205,6 +205,32 @@ def test_hand_shape_features_ignore_where_the_hand_is_and_how_large():
     np.testing.assert_allclose(np.mean(right[:, :21] ** 2 + right[:, 21:] ** 2, axis=1), 1, 1e-5)
 
 
+def test_hand_motion_features_measure_moves_in_hand_sizes():
+    from aslfr_lib.layers import HandMotionFeatures
+
+    rng = np.random.default_rng(2)
+    shape = rng.uniform(-1, 1, size=(2, 21)).astype(np.float32)  # one hand shape, x row, y row
+    frames = np.zeros((1, 5, 164), np.float32)
+    centres = [(0.5, 0.5), (0.5, 0.5), (0.56, 0.47), (0.0, 0.0), (0.6, 0.5)]  # frame 3: no hand
+    scales = [0.05, 0.05, 0.05, 0.05, 0.06]
+    for t, ((cx, cy), scale) in enumerate(zip(centres, scales, strict=True)):
+        if cx:
+            frames[0, t, 42:63] = cx + scale * shape[0]
+            frames[0, t, 63:84] = cy + scale * shape[1]
+    out = np.asarray(HandMotionFeatures()(frames))[0]
+    assert out.shape == (5, 6)
+    assert (out[:, :3] == 0).all()  # no left hand
+    right = out[:, 3:]
+    np.testing.assert_array_equal(right[[0, 3, 4]], 0)  # first frame; hand missing now or before
+    np.testing.assert_allclose(right[1], 0, atol=1e-6)  # held still
+    x, y = shape[0] - shape[0].mean(), shape[1] - shape[1].mean()
+    size = 0.05 * np.sqrt(np.mean(x * x + y * y))
+    np.testing.assert_allclose(right[2], [0.06 / size, -0.03 / size, 0], rtol=1e-3, atol=1e-5)
+    moved = frames.copy()  # the same motion elsewhere in the image reads the same
+    moved[0, :, 42:84] = np.where(frames[0, :, 42:84] != 0, frames[0, :, 42:84] + 0.2, 0)
+    np.testing.assert_allclose(np.asarray(HandMotionFeatures()(moved))[0], out, atol=1e-4)
+
+
 def test_hand_bone_features_are_directions_and_joint_turns():
     from aslfr_lib.layers import HAND_BONES, HandBoneFeatures
 
