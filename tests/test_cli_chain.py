@@ -122,9 +122,11 @@ def test_readme_chain_as_subprocesses(tmp_path):
     run, submission = tmp_path / "run", tmp_path / "submission"
 
     # The recipe with every part (CTC head + decoder, conformer, augmentation), so the chain
-    # exercises both heads' evaluation and export from fresh processes.
+    # exercises both heads' evaluation and export from fresh processes. The demo's recipe comes
+    # from the train section of its pipeline config; the flags shrink it.
     aslfr(
-        tmp_path, "train", "--processed", processed, "--out", run, "--epochs", 2, *TINY_MODEL,
+        tmp_path, "train", "--config", REPO / "configs" / "demo.yaml",
+        "--processed", processed, "--out", run, "--epochs", 2, *TINY_MODEL,
         "--ctc-weight", "0.5", "--encoder-type", "conformer", "--conv-kernel-size", "3",
         "--decoder-token-mask", "0.1", "--affine-probability", "0.5",
         "--resample-probability", "0.5", "--time-mask-probability", "0.5",
