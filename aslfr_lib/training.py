@@ -60,7 +60,6 @@ CHOICES = {
     "optimizer": ("radam_lookahead", "radam", "adamw"),
     "backend": ("tensorflow", "jax"),
     "mixed_precision": ("none", "bfloat16", "float16"),
-    "jit_compile": ("auto", "on", "off"),
     "devices": ("one", "all"),
     "decoder": ("auto", "attention", "ctc"),
 }
@@ -111,9 +110,8 @@ class TrainConfig(AugmentationConfig, ArchitectureConfig):
     label_smoothing: float = param(0.25, "label smoothing of the cross-entropy")
     backend: str = param("tensorflow", "Keras backend: tensorflow or jax")
     mixed_precision: str = param("none", "none, bfloat16 or float16 compute")
-    jit_compile: str = param(
-        "auto",
-        "XLA-compile the train step: auto (Keras: on GPUs, not on CPUs; JAX always), on or off",
+    jit_compile: bool | None = param(
+        None, "XLA-compile the train step (default: Keras' choice: on GPUs, not CPUs; JAX always)"
     )
     devices: str = param("one", "one device, or all (data parallel over every GPU)")
     seed: int = param(42, "seed of weights, dropout and epoch order")
@@ -252,7 +250,7 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
         sma_threshold=config.sma_threshold,
         sync_period=config.lookahead_sync_period,
     )
-    jit = {"auto": "auto", "on": True, "off": False}[config.jit_compile]
+    jit = "auto" if config.jit_compile is None else config.jit_compile
     if not model_has_ctc_head(model):  # V6: one output
         model.compile(
             optimizer=optimizer,
