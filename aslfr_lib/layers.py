@@ -696,8 +696,50 @@ def ctc_parts(ctc_output):
     return logits, ops.cast(lengths, "int32")
 
 
+class PerHandFeatures(keras.layers.Layer):
+    """Base of the features computed from each hand's raw points: (B, S, 164) -> (B, S, 2 x
+    ``per_hand``), the left hand's then the right's, in float32 whatever the compute dtype.
+    A subclass sets ``per_hand`` and computes ``_one_hand(x, y, present)`` from (B, S, 21) x,
+    y and presence (1.0 where a point is there: MediaPipe's missing points are 0 here)."""
+
+    per_hand = 0
+
+    def __init__(self, epsilon: float = 1e-6, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def _one_hand(self, x, y, present):
+        raise NotImplementedError
+
+    def _centre_and_size(self, x, y, present):
+        """Per frame: the centre of the present points, offsets from it (0 where missing) and
+        the RMS distance from it (at least epsilon), each (B, S, 1) or (B, S, 21)."""
+        count = ops.maximum(ops.sum(present, axis=-1, keepdims=True), 1.0)
+        centre_x = ops.sum(x * present, axis=-1, keepdims=True) / count
+        centre_y = ops.sum(y * present, axis=-1, keepdims=True) / count
+        dx, dy = (x - centre_x) * present, (y - centre_y) * present
+        size = ops.sqrt(ops.sum(dx * dx + dy * dy, axis=-1, keepdims=True) / count)
+        return centre_x, centre_y, dx, dy, ops.maximum(size, self.epsilon)
+
+    def call(self, frames):
+        frames = ops.cast(frames, "float32")
+        hands = []
+        for hand in (frames[..., 0:42], frames[..., 42:84]):  # landmarks.LEFT_HAND, RIGHT_HAND
+            x, y = hand[..., :21], hand[..., 21:]
+            present = ops.cast(ops.logical_or(ops.not_equal(x, 0), ops.not_equal(y, 0)), "float32")
+            hands.append(self._one_hand(x, y, present))
+        return ops.concatenate(hands, axis=-1)
+
+    def compute_output_shape(self, frames_shape):
+        return (*frames_shape[:-1], 2 * self.per_hand)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
 @register
-class HandShapeFeatures(keras.layers.Layer):
+class HandShapeFeatures(PerHandFeatures):
     """(B, S, 164) raw landmarks -> (B, S, 84): each hand's points relative to its own centre,
     divided by its own size, in every frame (zeros where the hand or point is missing).
 
@@ -708,33 +750,11 @@ class HandShapeFeatures(keras.layers.Layer):
     features by the encoder (``hand_shape_features``).
     """
 
-    def __init__(self, epsilon: float = 1e-6, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.epsilon = epsilon
+    per_hand = 42
 
-    def _one_hand(self, hand):
-        """(B, S, 42) x block then y block -> (B, S, 42) shape features."""
-        x, y = hand[..., :21], hand[..., 21:]
-        present = ops.cast(ops.logical_or(ops.not_equal(x, 0), ops.not_equal(y, 0)), hand.dtype)
-        count = ops.maximum(ops.sum(present, axis=-1, keepdims=True), 1.0)
-        centre_x = ops.sum(x * present, axis=-1, keepdims=True) / count
-        centre_y = ops.sum(y * present, axis=-1, keepdims=True) / count
-        dx, dy = (x - centre_x) * present, (y - centre_y) * present
-        size = ops.sqrt(ops.sum(dx * dx + dy * dy, axis=-1, keepdims=True) / count)
-        size = ops.maximum(size, self.epsilon)
+    def _one_hand(self, x, y, present):
+        _, _, dx, dy, size = self._centre_and_size(x, y, present)
         return ops.concatenate([dx / size, dy / size], axis=-1)
-
-    def call(self, frames):
-        frames = ops.cast(frames, "float32")
-        left, right = frames[..., 0:42], frames[..., 42:84]  # landmarks.LEFT_HAND, RIGHT_HAND
-        return ops.concatenate([self._one_hand(left), self._one_hand(right)], axis=-1)
-
-    def compute_output_shape(self, frames_shape):
-        return (*frames_shape[:-1], 84)
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 # MediaPipe's hand skeleton: four bones per finger (thumb, index, middle, ring, pinky), each from
@@ -747,7 +767,7 @@ HAND_BONES = tuple(
 
 
 @register
-class HandBoneFeatures(keras.layers.Layer):
+class HandBoneFeatures(PerHandFeatures):
     """(B, S, 164) raw landmarks -> (B, S, 140): per hand, the direction of each of its 20 bones
     (unit x and y) and the turn between consecutive bones of a finger (cosine and sine, 15
     joints), zeros where a bone's end is missing.
@@ -757,15 +777,9 @@ class HandBoneFeatures(keras.layers.Layer):
     letters. ``HandShapeFeatures`` keeps the hand's rotation and the fingers' lengths.
     """
 
-    def __init__(self, epsilon: float = 1e-6, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.epsilon = epsilon
+    per_hand = 70
 
-    def _one_hand(self, hand):
-        """(B, S, 42) x block then y block -> (B, S, 70) bone features."""
-        x, y = hand[..., :21], hand[..., 21:]
-        present = ops.cast(ops.logical_or(ops.not_equal(x, 0), ops.not_equal(y, 0)), hand.dtype)
+    def _one_hand(self, x, y, present):
         parents = [parent for parent, _ in HAND_BONES]
         children = [child for _, child in HAND_BONES]
         dx = ops.take(x, children, axis=-1) - ops.take(x, parents, axis=-1)  # (B, S, 20)
@@ -779,20 +793,9 @@ class HandBoneFeatures(keras.layers.Layer):
         bx, by = ops.take(ux, outer, axis=-1), ops.take(uy, outer, axis=-1)
         return ops.concatenate([ux, uy, ax * bx + ay * by, ax * by - ay * bx], axis=-1)
 
-    def call(self, frames):
-        frames = ops.cast(frames, "float32")
-        left, right = frames[..., 0:42], frames[..., 42:84]  # landmarks.LEFT_HAND, RIGHT_HAND
-        return ops.concatenate([self._one_hand(left), self._one_hand(right)], axis=-1)
-
-    def compute_output_shape(self, frames_shape):
-        return (*frames_shape[:-1], 140)
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
-
 
 @register
-class HandMotionFeatures(keras.layers.Layer):
+class HandMotionFeatures(PerHandFeatures):
     """(B, S, 164) raw landmarks -> (B, S, 6): per hand, how far its centre moved since the
     previous frame (x and y, in units of the hand's size) and the log of its size change; zeros
     in the first frame and where the hand is missing now or before.
@@ -803,36 +806,13 @@ class HandMotionFeatures(keras.layers.Layer):
     consecutive in training and in the export alike (preprocessing drops frames without a hand).
     """
 
-    def __init__(self, epsilon: float = 1e-6, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.epsilon = epsilon
+    per_hand = 3
 
-    def _one_hand(self, hand):
-        """(B, S, 42) x block then y block -> (B, S, 3) motion features."""
-        x, y = hand[..., :21], hand[..., 21:]
-        present = ops.cast(ops.logical_or(ops.not_equal(x, 0), ops.not_equal(y, 0)), hand.dtype)
-        count = ops.sum(present, axis=-1, keepdims=True)
-        shown = ops.cast(count > 0, hand.dtype)  # (B, S, 1)
-        count = ops.maximum(count, 1.0)
-        centre_x = ops.sum(x * present, axis=-1, keepdims=True) / count
-        centre_y = ops.sum(y * present, axis=-1, keepdims=True) / count
-        dx, dy = (x - centre_x) * present, (y - centre_y) * present
-        size = ops.sqrt(ops.sum(dx * dx + dy * dy, axis=-1, keepdims=True) / count)
-        size = ops.maximum(size, self.epsilon)
+    def _one_hand(self, x, y, present):
+        centre_x, centre_y, _, _, size = self._centre_and_size(x, y, present)
+        shown = ops.cast(ops.sum(present, axis=-1, keepdims=True) > 0, "float32")  # (B, S, 1)
         state = ops.concatenate([centre_x, centre_y, ops.log(size)], axis=-1)  # (B, S, 3)
         change = state[:, 1:] - state[:, :-1]
         change = ops.concatenate([change[..., :2] / size[:, 1:], change[..., 2:]], axis=-1)
         both = shown[:, 1:] * shown[:, :-1]
         return ops.concatenate([ops.zeros_like(state[:, :1]), change * both], axis=1)
-
-    def call(self, frames):
-        frames = ops.cast(frames, "float32")
-        left, right = frames[..., 0:42], frames[..., 42:84]  # landmarks.LEFT_HAND, RIGHT_HAND
-        return ops.concatenate([self._one_hand(left), self._one_hand(right)], axis=-1)
-
-    def compute_output_shape(self, frames_shape):
-        return (*frames_shape[:-1], 6)
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
