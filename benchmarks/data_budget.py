@@ -25,6 +25,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from aslfr_lib import atomic
 from aslfr_lib.config import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,56 +48,67 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def step(name: str, command: list, log: Path, stdout: Path | None = None) -> float:
-    code, seconds = recipes.run_logged([str(part) for part in command], log, stdout)
-    if code:
-        raise recipes.StepFailed(name, log)
-    return seconds
-
-
 def synth(out: Path, sequences: int, participants: int, seed: int, log: Path) -> None:
+    """``aslfr synth`` into ``out`` unless it is there (a killed run leaves only ``.partial``)."""
     if (out / "train.csv").exists():
         return
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    step("synth", [*recipes.aslfr_command(), "synth", "--out", partial, "--sequences", sequences,
-                   "--participants", participants, "--seed", seed, "--sequences-per-file", 500,
-                   ], log)  # fmt: skip
+    command = [
+        *recipes.aslfr_command(),
+        "synth",
+        "--out",
+        partial,
+        "--sequences",
+        sequences,
+        "--participants",
+        participants,
+        "--seed",
+        seed,
+        "--sequences-per-file",
+        500,
+    ]
+    recipes.run_step("aslfr synth", command, log)
     partial.rename(out)
 
 
-def prepare(args: argparse.Namespace, size: int) -> tuple[Path, int]:
+def prepare(args: argparse.Namespace, recipe: dict, size: int) -> tuple[Path, int]:
     """The processed dataset of ``size`` sequences (made once) and its training sequences."""
     folder = Path(args.out) / f"sequences-{size}"
     processed = folder / "processed"
-    settings = {"size": size, "participants": args.participants, "config": preprocess_section(args)}
+    settings = {"size": size, "participants": args.participants, "config": recipe["preprocess"]}
     stamp = folder / "dataset.json"
     if not (stamp.exists() and json.loads(stamp.read_text(encoding="utf-8")) == settings):
         shutil.rmtree(folder, ignore_errors=True)
         data = folder / "data"
         recipes.say(f"{size} sequences: synth + preprocess")
         synth(data, size, args.participants, 0, folder / "synth.log")
-        step("preprocess", [*recipes.aslfr_command(), "preprocess", "--config", args.config,
-                            "--data", data, "--out", processed, "--quiet",
-                            ], folder / "preprocess.log")  # fmt: skip
+        command = [
+            *recipes.aslfr_command(),
+            "preprocess",
+            "--config",
+            args.config,
+            "--data",
+            data,
+            "--out",
+            processed,
+            "--quiet",
+        ]
+        recipes.run_step("aslfr preprocess", command, folder / "preprocess.log")
         shutil.rmtree(data)  # the raw parquet is not needed any more (and large)
-        stamp.write_text(json.dumps(settings), encoding="utf-8")
+        atomic.write_json(stamp, settings)
     meta = json.loads((processed / "meta.json").read_text(encoding="utf-8"))
     return processed, len(meta["train"]["sequence_ids"])
 
 
-def preprocess_section(args: argparse.Namespace) -> dict:
-    return load_yaml(args.config).get("preprocess", {})
-
-
 def train_and_score(
-    args: argparse.Namespace, size: int, processed: Path, epochs: int, test: Path
+    args: argparse.Namespace, recipe: dict, size: int, processed: Path, epochs: int, test: Path
 ) -> dict:
     """Train ``epochs`` on ``processed``, export, score on ``test``; cached by its settings."""
     folder = Path(args.out) / f"sequences-{size}"
     settings = {
-        "train": load_yaml(args.config).get("train", {}),
-        "export": load_yaml(args.config).get("export", {}),
+        "train": recipe["train"],
+        "export": recipe["export"],
         "epochs": epochs,
         "test": [args.test_sequences, args.test_seed, args.participants],
     }
@@ -108,19 +120,47 @@ def train_and_score(
             return cached
     recipes.say(f"{size} sequences: train {epochs} epochs")
     shutil.rmtree(folder / "model", ignore_errors=True)
-    seconds = step("train", [*recipes.aslfr_command(), "train", "--config", args.config,
-                             "--processed", processed, "--out", folder / "model",
-                             "--epochs", epochs, "--verbose", 0,
-                             ], folder / "train.log")  # fmt: skip
+    command = [
+        *recipes.aslfr_command(),
+        "train",
+        "--config",
+        args.config,
+        "--processed",
+        processed,
+        "--out",
+        folder / "model",
+        "--epochs",
+        epochs,
+        "--verbose",
+        0,
+    ]
+    seconds = recipes.run_step("aslfr train", command, folder / "train.log")
     # The export section as flags, not --config: that would run the harness on the config's data.
-    export = recipes.command_line({**settings["export"], "checkpoint": "last"})
-    step("export", [*recipes.aslfr_command(), "export", *export, "--model", folder / "model",
-                    "--out", folder / "submission", "--processed", processed, "--quiet",
-                    ], folder / "export.log")  # fmt: skip
+    export = recipes.command_line({**recipe["export"], "checkpoint": "last"})
+    command = [
+        *recipes.aslfr_command(),
+        "export",
+        *export,
+        "--model",
+        folder / "model",
+        "--out",
+        folder / "submission",
+        "--processed",
+        processed,
+        "--quiet",
+    ]
+    recipes.run_step("aslfr export", command, folder / "export.log")
     report = folder / "check.json"
-    step("check-submission", [*recipes.aslfr_command(), "check-submission",
-                              folder / "submission" / "submission.zip", "--data", test,
-                              "--json", "--no-progress"], folder / "check.log", report)  # fmt: skip
+    command = [
+        *recipes.aslfr_command(),
+        "check-submission",
+        folder / "submission" / "submission.zip",
+        "--data",
+        test,
+        "--json",
+        "--no-progress",
+    ]
+    recipes.run_step("aslfr check-submission", command, folder / "check.log", report)
     checked = json.loads(report.read_text(encoding="utf-8"))
     result = {
         "settings": settings,
@@ -128,34 +168,40 @@ def train_and_score(
         "score": checked["score"],
         "test_sequences": checked["sequences"],
     }
-    result_path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    atomic.write_json(result_path, result)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    settings = load_yaml(args.config)
+    recipe = {section: settings.get(section) or {} for section in ("preprocess", "train", "export")}
     out = Path(args.out)
     test = out / f"test-{args.test_sequences}-seed{args.test_seed}"
     recipes.say(f"test set: {args.test_sequences} sequences of other signers ({test})")
     synth(test, args.test_sequences, args.participants, args.test_seed, out / "test-synth.log")
-    prepared = {size: prepare(args, size) for size in sorted(args.sizes)}
+    prepared = {size: prepare(args, recipe, size) for size in sorted(args.sizes)}
     smallest = min(prepared)
     budget = prepared[smallest][1] * args.epochs  # sequences seen in training, for every row
     rows = []
     for size, (processed, train_sequences) in prepared.items():
         epochs = max(1, round(budget / train_sequences))
-        result = train_and_score(args, size, processed, epochs, test)
+        result = train_and_score(args, recipe, size, processed, epochs, test)
         rows.append((size, train_sequences, epochs, result))
     base = rows[0][3]["score"]
     print(f"\nrecipe: {args.config} (train section); budget: {budget:,} training sequences seen")
-    print(f"test: {args.test_sequences} sequences of {args.participants} unseen signers "
-          f"(synth seed {args.test_seed}), int8 model.tflite through check-submission")  # fmt: skip
+    print(
+        f"test: {args.test_sequences} sequences of {args.participants} unseen signers "
+        f"(synth seed {args.test_seed}), int8 model.tflite through check-submission"
+    )
     print("| sequences | training sequences | epochs | training s | test score | ratio |")
     print("| --- | --- | --- | --- | --- | --- |")
     for size, train_sequences, epochs, result in rows:
         ratio = f"{result['score'] / base:.3f}" if base > 0 else "-"
-        print(f"| {size:,} | {train_sequences:,} | {epochs} | {result['training_seconds']:.0f} | "
-              f"{result['score']:.4f} | {ratio} |")  # fmt: skip
+        print(
+            f"| {size:,} | {train_sequences:,} | {epochs} | {result['training_seconds']:.0f} | "
+            f"{result['score']:.4f} | {ratio} |"
+        )
     return 0
 
 

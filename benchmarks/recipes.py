@@ -337,6 +337,14 @@ class StepFailed(RuntimeError):
         self.log = log
 
 
+def run_step(step: str, command: list[Any], log: Path, stdout: Path | None = None) -> float:
+    """``run_logged``, raising ``StepFailed`` when the command fails; returns the wall seconds."""
+    status, seconds = run_logged([str(part) for part in command], log, stdout)
+    if status:
+        raise StepFailed(step, log)
+    return seconds
+
+
 def display(path: Path) -> str:
     """``path`` relative to the repository when it is inside it."""
     path = Path(os.path.abspath(path))  # not resolve(): a venv's python is a symlink
@@ -392,8 +400,7 @@ def ensure_dataset(folder: Path, common: Common) -> dict[str, Any]:
         str(raw),
         *command_line({k: v for k, v in synth.items() if k != "difficulty"}),
     ]
-    if run_logged(command, folder / "synth.log")[0]:
-        raise StepFailed("aslfr synth", folder / "synth.log")
+    run_step("aslfr synth", command, folder / "synth.log")
     say(f"dataset: aslfr preprocess -> {display(processed)}")
     command = [
         *aslfr_command(),
@@ -405,8 +412,7 @@ def ensure_dataset(folder: Path, common: Common) -> dict[str, Any]:
         str(processed),
         *command_line(settings["preprocess"]),
     ]
-    if run_logged(command, folder / "preprocess.log")[0]:
-        raise StepFailed("aslfr preprocess", folder / "preprocess.log")
+    run_step("aslfr preprocess", command, folder / "preprocess.log")
     meta = {
         "settings": settings,
         "fingerprint": fingerprint(settings),
@@ -451,9 +457,7 @@ def train_run(
         *command_line(flags),
     ]
     say(f"{recipe.name} s{seed}: training -> {display(folder)}")
-    status, seconds = run_logged(command, folder / "train.log")
-    if status:
-        raise StepFailed("aslfr train", folder / "train.log")
+    seconds = run_step("aslfr train", command, folder / "train.log")
     checkpoint = folder / f"{EXPORTED_CHECKPOINT}.keras"
     count_log = folder / "parameters.log"
     status, _ = run_logged(
@@ -529,8 +533,7 @@ def run_row(
             *command_line(export_flags(recipe)),
         ]
         say(f"{recipe.name} s{seed}: export -> {display(submission)}")
-        if run_logged(command, folder / "export.log")[0]:
-            raise StepFailed("aslfr export", folder / "export.log")
+        run_step("aslfr export", command, folder / "export.log")
         command = [
             *aslfr_command(),
             "check-submission",
