@@ -912,10 +912,8 @@ def dataset_visibility(config: SynthConfig, sequence_ids: Any) -> dict[int, np.n
     visibility = {}
     for sequence_id in sequence_ids:
         row = table.loc[int(sequence_id)]
-        rng = _sequence_rng(config, "train", int(sequence_id))
-        rendered = render_sequence(
-            row.phrase, by_participant[row.participant_id], rng, config.difficulty
-        )
+        signer = by_participant[row.participant_id]
+        rendered = render_listed(config, "train", sequence_id, signer, row.phrase)
         visibility[int(sequence_id)] = character_visibility(rendered, len(row.phrase))
     return visibility
 
@@ -1089,6 +1087,15 @@ def _sequence_rng(config: SynthConfig, split: str, sequence_id: int) -> np.rando
     return np.random.default_rng([config.seed, 3, list(SPLITS).index(split), int(sequence_id)])
 
 
+def render_listed(
+    config: SynthConfig, split: str, sequence_id: int, signer: Signer, phrase: str
+) -> RenderedSequence:
+    """The sequence ``config``'s dataset lists as ``sequence_id`` of ``split``, rendered from its
+    own random stream (the same landmarks whichever file or chunk it is written in)."""
+    rng = _sequence_rng(config, split, sequence_id)
+    return render_sequence(phrase, signer, rng, config.difficulty)
+
+
 def _write_landmark_file(
     path: Path, rows: pd.DataFrame, signers: dict[int, Signer], config: SynthConfig, split: str
 ) -> None:
@@ -1111,12 +1118,7 @@ def _write_landmark_file(
         for start in range(0, len(rows), SEQUENCES_PER_ROW_GROUP):
             chunk = rows.iloc[start : start + SEQUENCES_PER_ROW_GROUP]
             blocks = [
-                render_sequence(
-                    phrase,
-                    signers[participant],
-                    _sequence_rng(config, split, sequence_id),
-                    config.difficulty,
-                ).landmarks
+                render_listed(config, split, sequence_id, signers[participant], phrase).landmarks
                 for sequence_id, participant, phrase in zip(
                     chunk["sequence_id"], chunk["participant_id"], chunk["phrase"], strict=True
                 )
