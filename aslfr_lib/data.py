@@ -25,7 +25,7 @@ import numpy as np
 from aslfr_lib.augmentation import augment_sequence, mask_time
 
 # Defined beside ``load_processed`` so that reading preprocessed data needs no keras import.
-from aslfr_lib.preprocess import RaggedFrames, ResizedFrames, resize_frames
+from aslfr_lib.preprocess import RaggedFrames, ResizedFrames, ResizedSplits, resize_frames
 from aslfr_lib.vocab import EOS, NUM_CLASSES, PAD, SOS, TARGET_LENGTH
 
 CHECK_ROWS = 65_536  # frames per chunk when scanning for NaN/inf (~43 MB of float32)
@@ -36,7 +36,7 @@ class DataError(ValueError):
 
 
 @dataclasses.dataclass
-class TrainingData:
+class TrainingData(ResizedSplits):
     """The outputs of a preprocessed folder (``aslfr_lib.preprocess.load_processed``), checked,
     seen at ``frames`` frames per sequence."""
 
@@ -48,16 +48,7 @@ class TrainingData:
     stds: np.ndarray
     meta: dict[str, Any]
     folder: Path
-    frames: int  # T: every sequence is padded or resized to it when read
-
-    @property
-    def X_train(self) -> ResizedFrames:
-        """(N, frames, features) float32, built per read (``X_train[rows]``, ``np.asarray``)."""
-        return ResizedFrames(self.ragged_train, self.frames)
-
-    @property
-    def X_val(self) -> ResizedFrames:
-        return ResizedFrames(self.ragged_val, self.frames)
+    frames: int  # T: every sequence is padded or resized to it when read (X_train, X_val)
 
     @property
     def train_lengths(self) -> np.ndarray:

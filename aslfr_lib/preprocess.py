@@ -1018,8 +1018,22 @@ class ResizedFrames:
         return f"ResizedFrames(shape={self.shape}, of {self.ragged!r})"
 
 
+class ResizedSplits:
+    """``X_train`` and ``X_val`` of a class with ``ragged_train``, ``ragged_val`` and ``frames``:
+    (N, frames, features) float32 views, each sequence padded or resized when read
+    (``X_train[rows]``, ``np.asarray``)."""
+
+    @property
+    def X_train(self) -> ResizedFrames:
+        return ResizedFrames(self.ragged_train, self.frames)
+
+    @property
+    def X_val(self) -> ResizedFrames:
+        return ResizedFrames(self.ragged_val, self.frames)
+
+
 @dataclass
-class ProcessedData:
+class ProcessedData(ResizedSplits):
     ragged_train: RaggedFrames  # N sequences of (L_i, 164) hand frames, stored float32 or float16
     y_train: np.ndarray  # (N, 32) int8: phrase ids, EOS, PAD
     ragged_val: RaggedFrames  # M may be 0
@@ -1032,15 +1046,6 @@ class ProcessedData:
     def frames(self) -> int:
         """The default model length recorded by the run (``PreprocessConfig.frames``)."""
         return int(self.meta["config"]["frames"])
-
-    @property
-    def X_train(self) -> ResizedFrames:
-        """(N, frames, 164) float32 view: each sequence padded or resized when read."""
-        return ResizedFrames(self.ragged_train, self.frames)
-
-    @property
-    def X_val(self) -> ResizedFrames:
-        return ResizedFrames(self.ragged_val, self.frames)
 
 
 def load_processed(out_dir: str | Path, mmap: bool = True) -> ProcessedData:
