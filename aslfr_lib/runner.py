@@ -5,7 +5,8 @@ with ``pandas.read_parquet(path, columns=selected_columns)``, calls the TFLite s
 ``serving_default`` with ``inputs=frames`` ([frames, columns] float32, NaNs kept) and turns
 ``outputs`` ([length, classes]) into text with ``argmax`` and its character map. This module
 repeats exactly that with the LiteRT interpreter, so a submission that passes here fails on
-Kaggle only for reasons outside the file (time and memory limits).
+Kaggle only for reasons outside the file (time and memory limits). It reads the same values as
+``pandas.read_parquet`` without Arrow's dataset scanner (see ``_read_indexed``).
 
 Only numpy, pandas, pyarrow and ai-edge-litert are imported: the inference path must work in
 environments without TensorFlow (the MediaPipe video environment pins numpy 1.26).
@@ -222,29 +223,60 @@ class HarnessRunner:
         return decode_like_harness(np.argmax(self.outputs(frames), axis=1))
 
 
-def _check_columns(parquet_path: Path, columns: Sequence[str]) -> None:
+def _open(parquet_path: Path) -> pq.ParquetFile:
     try:
-        names = set(pq.read_schema(parquet_path).names)
+        return pq.ParquetFile(parquet_path)
     except FileNotFoundError:
         raise SequenceError(f"{parquet_path}: no such parquet file") from None
     except (OSError, ValueError) as error:
         raise SequenceError(f"{parquet_path}: not a readable parquet file ({error})") from None
+
+
+def _check_columns(parquet: pq.ParquetFile, where: Path, columns: Sequence[str]) -> None:
+    names = set(parquet.schema_arrow.names)
     if INDEX_COLUMN not in names:
-        raise SequenceError(f"{parquet_path}: has no {INDEX_COLUMN!r} index or column")
+        raise SequenceError(f"{where}: has no {INDEX_COLUMN!r} index or column")
     missing = [c for c in columns if c not in names]
     if missing:
         raise SequenceError(
-            f"{parquet_path}: lacks {len(missing)} of the {len(columns)} selected columns, "
+            f"{where}: lacks {len(missing)} of the {len(columns)} selected columns, "
             f"e.g. {missing[:5]}"
         )
 
 
-def _read_indexed(parquet_path: Path, columns: Sequence[str], filters=None) -> pd.DataFrame:
-    """The columns, indexed by sequence_id whether the file stores it as index or column."""
-    table = pd.read_parquet(parquet_path, columns=[INDEX_COLUMN, *columns], filters=filters)
-    if table.index.name != INDEX_COLUMN:
-        table = table.set_index(INDEX_COLUMN)
-    return table
+def _row_groups_holding(parquet: pq.ParquetFile, sequence_id: int) -> list[int]:
+    """Row groups whose sequence_id statistics admit ``sequence_id`` (all, without statistics)."""
+    column = parquet.schema_arrow.get_field_index(INDEX_COLUMN)
+    groups = []
+    for group in range(parquet.metadata.num_row_groups):
+        stats = parquet.metadata.row_group(group).column(column).statistics
+        if stats is None or not stats.has_min_max or stats.min <= sequence_id <= stats.max:
+            groups.append(group)
+    return groups
+
+
+def _read_indexed(
+    parquet: pq.ParquetFile, columns: Sequence[str], sequence_id: int | None = None
+) -> pd.DataFrame:
+    """The columns, indexed by sequence_id whether the file stores it as index or column.
+
+    Read without threads and without Arrow's dataset scanner (which ``pandas.read_parquet`` uses):
+    the scanner leaves thread-pool work behind that can abort the process at exit with
+    "terminate called without an active exception" (apache/arrow#39862). The values are the ones
+    ``pandas.read_parquet`` returns.
+    """
+    wanted = [INDEX_COLUMN, *columns]
+    if sequence_id is None:
+        table = parquet.read(columns=wanted, use_threads=False)
+    else:
+        groups = _row_groups_holding(parquet, sequence_id)
+        table = parquet.read_row_groups(groups, columns=wanted, use_threads=False)
+    frame = table.to_pandas(use_threads=False)
+    if frame.index.name != INDEX_COLUMN:
+        frame = frame.set_index(INDEX_COLUMN)
+    if sequence_id is not None:
+        frame = frame[frame.index == sequence_id]
+    return frame
 
 
 def _to_frames(rows: pd.DataFrame, columns: Sequence[str], where: str, sequence_id) -> np.ndarray:
@@ -272,10 +304,11 @@ def frames_of(
 def read_sequence(parquet_path: str | Path, sequence_id: int, columns: Sequence[str]) -> np.ndarray:
     """Frames of one sequence as the harness reads them: float32 [n, len(columns)], NaNs kept."""
     parquet_path = Path(parquet_path)
-    _check_columns(parquet_path, columns)
-    table = _read_indexed(parquet_path, columns, filters=[(INDEX_COLUMN, "==", int(sequence_id))])
+    with _open(parquet_path) as parquet:
+        _check_columns(parquet, parquet_path, columns)
+        table = _read_indexed(parquet, columns, int(sequence_id))
+        ids = _read_indexed(parquet, []).index.unique() if table.empty else None
     if table.empty:
-        ids = _read_indexed(parquet_path, []).index.unique()
         raise SequenceError(
             f"{parquet_path}: sequence_id {sequence_id} not found; the file has "
             f"{len(ids)} sequence(s), e.g. {[int(i) for i in ids[:5]]}"
@@ -288,8 +321,9 @@ def read_sequences(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(sequence_id, frames) for every sequence of a parquet file, in order of first row."""
     parquet_path = Path(parquet_path)
-    _check_columns(parquet_path, columns)
-    table = _read_indexed(parquet_path, columns)
+    with _open(parquet_path) as parquet:
+        _check_columns(parquet, parquet_path, columns)
+        table = _read_indexed(parquet, columns)
     if table.empty:
         raise SequenceError(f"{parquet_path}: holds no rows")
     for sequence_id, rows in table.groupby(level=0, sort=False):

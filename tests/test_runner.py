@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from helpers import build_model, competition_table, write_submission
 
@@ -205,6 +206,39 @@ def test_read_sequence_accepts_sequence_id_as_a_column(tmp_path):
     competition_table({5: 3, 6: 2}).reset_index().to_parquet(path)
     assert read_sequence(path, 6, SELECTED_COLUMNS).shape == (2, 164)
     assert [s for s, _ in read_sequences(path, ALL_COLUMNS[:3])] == [5, 6]
+
+
+def test_read_sequence_reads_only_the_row_groups_that_hold_it(tmp_path):
+    table = competition_table({5: 3, 6: 4, 7: 2})
+    path = tmp_path / "groups.parquet"
+    table.to_parquet(path, row_group_size=4)  # sequence 6 spans the first two row groups
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3
+    for sequence_id in (5, 6, 7):
+        expected = table.loc[[sequence_id], SELECTED_COLUMNS].to_numpy(np.float32)
+        np.testing.assert_array_equal(read_sequence(path, sequence_id, SELECTED_COLUMNS), expected)
+    with pytest.raises(SequenceError, match=r"sequence_id 8 not found.*3 sequence"):
+        read_sequence(path, 8, SELECTED_COLUMNS)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_reading_parquet_starts_no_thread_pool(tmp_path):
+    """Arrow's dataset scanner (``pandas.read_parquet`` with filters) starts a CPU thread pool
+    whose leftover work can abort the process at exit ("terminate called without an active
+    exception", apache/arrow#39862); the harness path reads without it. Recent pyarrow starts one
+    I/O thread for any file read, so one plain read comes first."""
+    path = tmp_path / "1.parquet"
+    competition_table({5: 7, 3: 4}).to_parquet(path)
+    code = (
+        "import os, pyarrow.parquet as pq\n"
+        "from aslfr_lib.runner import read_sequence, read_sequences\n"
+        "threads = lambda: len(os.listdir('/proc/self/task'))\n"
+        f"pq.ParquetFile({str(path)!r}).read(columns=['frame'], use_threads=False)\n"
+        "before = threads()\n"
+        f"read_sequence({str(path)!r}, 3, ['x_pose_0'])\n"
+        f"list(read_sequences({str(path)!r}, ['frame']))\n"
+        "assert threads() == before, (before, threads())\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
 
 
 def test_inference_path_imports_without_tensorflow():
