@@ -1181,7 +1181,11 @@ def _hand_counts(path: Path, expected: pd.Series) -> pd.DataFrame:
     """Per sequence of one parquet file: frames, frames with a left / right / no hand."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: listed in the metadata but missing")
-    table = pd.read_parquet(path, columns=_WRISTS)
+    # ParquetFile without threads, not pandas.read_parquet: Arrow's dataset scanner can abort the
+    # process at exit (see runner._read_indexed).
+    with pq.ParquetFile(path) as parquet:
+        read = parquet.read(columns=_WRISTS, use_threads=False, use_pandas_metadata=True)
+    table = read.to_pandas(use_threads=False)
     if table.index.name != landmarks.INDEX_COLUMN:
         raise ValueError(f"{path}: index is {table.index.name!r}, expected 'sequence_id'")
     ids = table.index.to_numpy()
