@@ -8,8 +8,13 @@ is what more *different* sequences buy at equal compute. Every model is exported
 scored by ``aslfr check-submission`` on one separate test set whose signers none of the rows
 saw (another synth seed), through ``model.tflite`` as Kaggle's harness runs it.
 
+``--frames`` adds rows: the largest dataset at other model lengths (``aslfr train --frames``; the
+stored frames are ragged, so no preprocessing again), same epochs. Longer inputs keep more
+frames per letter but cost time per step.
+
     .venv/bin/python benchmarks/data_budget.py                       # 1500, 3000, 6000 (~20 min)
     .venv/bin/python benchmarks/data_budget.py --sizes 200 400 --epochs 2 --test-sequences 50
+    .venv/bin/python benchmarks/data_budget.py --frames 48 96       # + 6000 at 48 and 96 frames
 
 Prints the table (score ratio against the smallest dataset, measured in the same run); results
 are cached per size in ``--out`` (``--force`` reruns). A row's raw parquet is deleted once it
@@ -27,6 +32,7 @@ from pathlib import Path
 
 from aslfr_lib import atomic
 from aslfr_lib.config import load_yaml
+from aslfr_lib.preprocess import PreprocessConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 _SPEC = importlib.util.spec_from_file_location("bench_recipes", ROOT / "benchmarks" / "recipes.py")
@@ -43,6 +49,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--participants", type=int, default=40)
     parser.add_argument("--test-sequences", type=int, default=600)
     parser.add_argument("--test-seed", type=int, default=7, help="synth seed of the test signers")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        nargs="*",
+        default=[],
+        help="other model lengths to train the largest dataset at (default: only the config's)",
+    )
     parser.add_argument("--out", default="outputs/bench-data-budget")
     parser.add_argument("--force", action="store_true", help="rerun cached sizes")
     return parser.parse_args(argv)
@@ -102,23 +115,33 @@ def prepare(args: argparse.Namespace, recipe: dict, size: int) -> tuple[Path, in
 
 
 def train_and_score(
-    args: argparse.Namespace, recipe: dict, size: int, processed: Path, epochs: int, test: Path
+    args: argparse.Namespace,
+    recipe: dict,
+    size: int,
+    processed: Path,
+    epochs: int,
+    test: Path,
+    frames: int | None = None,
 ) -> dict:
-    """Train ``epochs`` on ``processed``, export, score on ``test``; cached by its settings."""
-    folder = Path(args.out) / f"sequences-{size}"
+    """Train ``epochs`` on ``processed`` (at ``frames``, None: the config's), export, score on
+    ``test``; cached by its settings."""
+    name = f"sequences-{size}" + ("" if frames is None else f"-frames-{frames}")
+    folder = Path(args.out) / name
     settings = {
         "train": recipe["train"],
         "export": recipe["export"],
         "epochs": epochs,
         "test": [args.test_sequences, args.test_seed, args.participants],
     }
+    if frames is not None:
+        settings["frames"] = frames
     result_path = folder / "result.json"
     if result_path.exists() and not args.force:
         cached = json.loads(result_path.read_text(encoding="utf-8"))
         if cached["settings"] == settings:
-            recipes.say(f"{size} sequences: cached ({recipes.display(result_path)})")
+            recipes.say(f"{name}: cached ({recipes.display(result_path)})")
             return cached
-    recipes.say(f"{size} sequences: train {epochs} epochs")
+    recipes.say(f"{name}: train {epochs} epochs")
     shutil.rmtree(folder / "model", ignore_errors=True)
     command = [
         *recipes.aslfr_command(),
@@ -133,6 +156,7 @@ def train_and_score(
         epochs,
         "--verbose",
         0,
+        *([] if frames is None else ["--frames", frames]),
     ]
     seconds = recipes.run_step("aslfr train", command, folder / "train.log")
     # The export section as flags, not --config: that would run the harness on the config's data.
@@ -183,24 +207,31 @@ def main(argv: list[str] | None = None) -> int:
     prepared = {size: prepare(args, recipe, size) for size in sorted(args.sizes)}
     smallest = min(prepared)
     budget = prepared[smallest][1] * args.epochs  # sequences seen in training, for every row
-    rows = []
+    default_frames = recipe["preprocess"].get("frames", PreprocessConfig().frames)
+    rows = []  # (sequences, frames, training sequences, epochs, result)
     for size, (processed, train_sequences) in prepared.items():
         epochs = max(1, round(budget / train_sequences))
         result = train_and_score(args, recipe, size, processed, epochs, test)
-        rows.append((size, train_sequences, epochs, result))
-    base = rows[0][3]["score"]
+        rows.append((size, default_frames, train_sequences, epochs, result))
+    largest = max(prepared)
+    processed, train_sequences = prepared[largest]
+    epochs = max(1, round(budget / train_sequences))
+    for frames in sorted(set(args.frames) - {default_frames}):
+        result = train_and_score(args, recipe, largest, processed, epochs, test, frames)
+        rows.append((largest, frames, train_sequences, epochs, result))
+    base = rows[0][4]["score"]
     print(f"\nrecipe: {args.config} (train section); budget: {budget:,} training sequences seen")
     print(
         f"test: {args.test_sequences} sequences of {args.participants} unseen signers "
         f"(synth seed {args.test_seed}), int8 model.tflite through check-submission"
     )
-    print("| sequences | training sequences | epochs | training s | test score | ratio |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for size, train_sequences, epochs, result in rows:
+    print("| sequences | frames | training sequences | epochs | training s | test score | ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for size, frames, train_sequences, epochs, result in rows:
         ratio = f"{result['score'] / base:.3f}" if base > 0 else "-"
         print(
-            f"| {size:,} | {train_sequences:,} | {epochs} | {result['training_seconds']:.0f} | "
-            f"{result['score']:.4f} | {ratio} |"
+            f"| {size:,} | {frames} | {train_sequences:,} | {epochs} | "
+            f"{result['training_seconds']:.0f} | {result['score']:.4f} | {ratio} |"
         )
     return 0
 
