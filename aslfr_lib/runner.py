@@ -256,7 +256,7 @@ def _row_groups_holding(parquet: pq.ParquetFile, sequence_id: int) -> list[int]:
 
 
 def _read_indexed(
-    parquet: pq.ParquetFile, columns: Sequence[str], sequence_id: int | None = None
+    parquet: pq.ParquetFile, where: Path, columns: Sequence[str], sequence_id: int | None = None
 ) -> pd.DataFrame:
     """The columns, indexed by sequence_id whether the file stores it as index or column.
 
@@ -266,11 +266,14 @@ def _read_indexed(
     ``pandas.read_parquet`` returns.
     """
     wanted = [INDEX_COLUMN, *columns]
-    if sequence_id is None:
-        table = parquet.read(columns=wanted, use_threads=False)
-    else:
-        groups = _row_groups_holding(parquet, sequence_id)
-        table = parquet.read_row_groups(groups, columns=wanted, use_threads=False)
+    try:
+        if sequence_id is None:
+            table = parquet.read(columns=wanted, use_threads=False)
+        else:
+            groups = _row_groups_holding(parquet, sequence_id)
+            table = parquet.read_row_groups(groups, columns=wanted, use_threads=False)
+    except (OSError, ValueError) as error:  # pyarrow's IO and decoding errors
+        raise SequenceError(f"{where}: corrupt parquet data ({error})") from None
     frame = table.to_pandas(use_threads=False)
     if frame.index.name != INDEX_COLUMN:
         frame = frame.set_index(INDEX_COLUMN)
@@ -306,8 +309,8 @@ def read_sequence(parquet_path: str | Path, sequence_id: int, columns: Sequence[
     parquet_path = Path(parquet_path)
     with _open(parquet_path) as parquet:
         _check_columns(parquet, parquet_path, columns)
-        table = _read_indexed(parquet, columns, int(sequence_id))
-        ids = _read_indexed(parquet, []).index.unique() if table.empty else None
+        table = _read_indexed(parquet, parquet_path, columns, int(sequence_id))
+        ids = _read_indexed(parquet, parquet_path, []).index.unique() if table.empty else None
     if table.empty:
         raise SequenceError(
             f"{parquet_path}: sequence_id {sequence_id} not found; the file has "
@@ -323,7 +326,7 @@ def read_sequences(
     parquet_path = Path(parquet_path)
     with _open(parquet_path) as parquet:
         _check_columns(parquet, parquet_path, columns)
-        table = _read_indexed(parquet, columns)
+        table = _read_indexed(parquet, parquet_path, columns)
     if table.empty:
         raise SequenceError(f"{parquet_path}: holds no rows")
     for sequence_id, rows in table.groupby(level=0, sort=False):

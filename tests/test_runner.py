@@ -201,6 +201,24 @@ def test_read_sequence_errors_name_the_file_and_sequence(tmp_path):
         list(read_sequences(tmp_path / "text.parquet", SELECTED_COLUMNS))
 
 
+def test_corrupt_data_pages_name_the_file(tmp_path):
+    """The footer reads, a column chunk does not: one SequenceError, not a pyarrow traceback."""
+    path = tmp_path / "1.parquet"
+    competition_table({5: 7, 3: 4}).to_parquet(path)
+    metadata = pq.ParquetFile(path).metadata
+    chunk = metadata.row_group(0).column(metadata.schema.names.index("x_right_hand_0"))
+    data = bytearray(path.read_bytes())
+    start = chunk.data_page_offset
+    data[start : start + chunk.total_compressed_size] = b"\xff" * chunk.total_compressed_size
+    path.write_bytes(bytes(data))
+    for read in (
+        lambda: read_sequence(path, 3, SELECTED_COLUMNS),
+        lambda: list(read_sequences(path, SELECTED_COLUMNS)),
+    ):
+        with pytest.raises(SequenceError, match=r"1.parquet: corrupt parquet data"):
+            read()
+
+
 def test_read_sequence_accepts_sequence_id_as_a_column(tmp_path):
     path = tmp_path / "flat.parquet"
     competition_table({5: 3, 6: 2}).reset_index().to_parquet(path)
