@@ -8,6 +8,7 @@ and PAD (which the harness decoding must drop).
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -257,6 +258,19 @@ def test_reading_parquet_starts_no_thread_pool(tmp_path):
         "assert threads() == before, (before, threads())\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
+
+
+def test_the_library_reads_parquet_without_the_dataset_scanner():
+    """``pandas.read_parquet`` and ``pyarrow.parquet.read_table`` go through Arrow's dataset
+    scanner (see test_reading_parquet_starts_no_thread_pool); aslfr_lib reads with ParquetFile."""
+    scanner_calls = {"read_parquet", "read_table"}
+    offenders = []
+    for module in sorted((REPO / "aslfr_lib").rglob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            called = node.func if isinstance(node, ast.Call) else None
+            if isinstance(called, ast.Attribute) and called.attr in scanner_calls:
+                offenders.append(f"{module.relative_to(REPO)}:{node.lineno}")
+    assert not offenders, offenders
 
 
 def test_inference_path_imports_without_tensorflow():
