@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
@@ -130,12 +131,7 @@ class AugmentationConfig:
         _check_range("affine_shift", self.affine_shift, 0.0, 1.0)
         _check_range("hand_jitter_scale", self.hand_jitter_scale, 0.0, 1.0, high_open=True)
         _check_range("finger_bend_angle", self.finger_bend_angle, 0.0, 90.0)
-        if isinstance(self.finger_bend_period, bool) or not isinstance(
-            self.finger_bend_period, int
-        ):
-            raise ValueError(f"finger_bend_period must be an int, got {self.finger_bend_period!r}")
-        if self.finger_bend_period < 1:
-            raise ValueError(f"finger_bend_period must be >= 1, got {self.finger_bend_period}")
+        _check_count("finger_bend_period", self.finger_bend_period)
         _check_range("resample_min_speed", self.resample_min_speed, 0.0, math.inf, low_open=True)
         _check_range("resample_max_speed", self.resample_max_speed, 0.0, math.inf, low_open=True)
         if self.resample_min_speed > self.resample_max_speed:
@@ -145,15 +141,20 @@ class AugmentationConfig:
             )
         _check_range("landmark_dropout_rate", self.landmark_dropout_rate, 0.0, 1.0)
         _check_range("time_mask_max_fraction", self.time_mask_max_fraction, 0.0, 1.0)
-        if isinstance(self.time_mask_blocks, bool) or not isinstance(self.time_mask_blocks, int):
-            raise ValueError(f"time_mask_blocks must be an int, got {self.time_mask_blocks!r}")
-        if self.time_mask_blocks < 1:
-            raise ValueError(f"time_mask_blocks must be >= 1, got {self.time_mask_blocks}")
+        _check_count("time_mask_blocks", self.time_mask_blocks)
 
     @property
     def enabled(self) -> bool:
         """Whether any augmentation can happen (the loader skips the call otherwise)."""
         return any(getattr(self, name) > 0 for name in PROBABILITY_FIELDS)
+
+
+def _check_count(name: str, value: Any) -> None:
+    """``value`` is an int >= 1 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
 
 
 def _check_range(
