@@ -33,7 +33,8 @@ LOGITS_OUTPUT = "logits"  # output names of a model with a CTC head (dict output
 CTC_OUTPUT = "ctc"
 CTC_BLANK = PAD  # CTC's blank class: PAD is never a character, so the 62 classes serve both heads
 ENCODER_TYPES = ("transformer", "conformer")
-# Layers of the encoder that add features computed from the raw landmarks, in concatenation order.
+# Layers of the encoder that add features computed from the raw landmarks, in concatenation order;
+# each is also the name of the ArchitectureConfig field that switches it on.
 EXTRA_FEATURE_LAYERS = ("hand_shape_features", "hand_bone_features", "hand_motion_features")
 
 
@@ -162,13 +163,18 @@ def build_encoder(config: ModelConfig) -> Any:
     frames = keras.Input((config.frames, config.features), name="frames")
     frame_mask = layers.FrameMask(name="frame_mask")(frames)  # (B, S)
     x = layers.NonZeroNormalization(name="normalization")(frames)
-    extra = []
-    if config.hand_shape_features:
-        extra.append(layers.HandShapeFeatures(name="hand_shape_features")(frames))  # (B, S, 84)
-    if config.hand_bone_features:
-        extra.append(layers.HandBoneFeatures(name="hand_bone_features")(frames))  # (B, S, 140)
-    if config.hand_motion_features:
-        extra.append(layers.HandMotionFeatures(name="hand_motion_features")(frames))  # (B, S, 6)
+    feature_layers = {  # (B, S, 84), (B, S, 140), (B, S, 6)
+        "hand_shape_features": layers.HandShapeFeatures,
+        "hand_bone_features": layers.HandBoneFeatures,
+        "hand_motion_features": layers.HandMotionFeatures,
+    }
+    # In EXTRA_FEATURE_LAYERS' order, which the export concatenates in; each is switched on by
+    # the config field of its name.
+    extra = [
+        feature_layers[name](name=name)(frames)
+        for name in EXTRA_FEATURE_LAYERS
+        if getattr(config, name)
+    ]
     if extra:
         x = keras.layers.Concatenate(name="features")([x, *extra])
     x = layers.LandmarkEmbedding(config.encoder_dim, name="landmark_embedding")(x, frame_mask)
