@@ -316,7 +316,7 @@ def read_sequence(parquet_path: str | Path, sequence_id: int, columns: Sequence[
             f"{parquet_path}: sequence_id {sequence_id} not found; the file has "
             f"{len(ids)} sequence(s), e.g. {[int(i) for i in ids[:5]]}"
         )
-    return frames_of(table, sequence_id, columns, str(parquet_path))
+    return _to_frames(table, columns, str(parquet_path), sequence_id)  # rows of sequence_id only
 
 
 def read_sequences(
