@@ -61,6 +61,13 @@ class TrainingData(ResizedSplits):
         return np.minimum(self.ragged_val.lengths, self.frames)
 
     @property
+    def val_trainable(self) -> np.ndarray:
+        """(M,) bool: False for held-out sequences too short to train on (scored only)."""
+        from aslfr_lib.preprocess import trainable_mask
+
+        return trainable_mask(self.meta, "val", len(self.ragged_val))
+
+    @property
     def has_validation(self) -> bool:
         return len(self.ragged_val) > 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,15 +88,23 @@ def evaluate(
     worst: int = WORST_SHOWN,
     progress: bool = False,
     decoder: str = "auto",
+    fallback: Any = None,
+    hand_frames: Sequence[int] | None = None,
 ) -> EvaluationResult:
     """Batched greedy decoding of ``X`` with ``model`` (``decoder``: attention, ctc or auto =
-    CTC when the model has a CTC head), scored against target ids ``y``."""
+    CTC when the model has a CTC head), scored against target ids ``y``. With a ``fallback``
+    (``aslfr_lib.fallback.Fallback``), inputs with fewer than its ``min_hand_frames`` of
+    ``hand_frames`` get its phrase, as the exported model does."""
     from aslfr_lib.decoding import decode, ids_to_phrases
 
     if len(X) != len(y):
         raise ValueError(f"{len(X)} frame sequences but {len(y)} targets")
     ids = decode(model, np.asarray(X), decoder, batch_size, progress=progress)
     predictions = ids_to_phrases(ids)
+    if fallback is not None:
+        if hand_frames is None:
+            raise ValueError("a fallback needs the hand frames of each input")
+        predictions = fallback.apply(predictions, hand_frames)
     return evaluate_phrases(ids_to_phrases(y), predictions, sequence_ids, worst)
 
 
@@ -156,11 +165,13 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
         raise ValueError(f"split must be 'val' or 'train', got {config.split!r}")
     path = model_path(config.model)
     import_keras(config.backend)
+    from aslfr_lib import fallback
     from aslfr_lib.checkpoints import load_checkpoint
     from aslfr_lib.data import load_training_data
     from aslfr_lib.model import model_frames
 
     model = load_checkpoint(path, compile=False)
+    run_fallback = fallback.load(path.parent)
     data = load_training_data(config.processed, frames=model_frames(model))  # resized to fit
     X, y = data.split(config.split)
     if len(X) == 0:
@@ -176,6 +187,8 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
         config.worst,
         progress,
         config.decoder,
+        run_fallback,
+        data.ragged(config.split).lengths,
     )
     out = Path(config.out) if config.out else path.parent
     files = {
@@ -187,6 +200,13 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
 
     decoder = resolve_decoder(model, config.decoder)
     summary = {**result.summary(), "model": str(path), "split": config.split, "decoder": decoder}
+    if config.split == "val":  # every held-out sequence counts; the trainable ones, labelled
+        trainable = data.val_trainable
+        summary["score_trainable_subset"] = competition_score(
+            result.table["target"][trainable], result.table["prediction"][trainable]
+        )
+        summary["sequences_too_short_to_train"] = int((~trainable).sum())
+    summary["fallback"] = None if run_fallback is None else run_fallback.to_dict()
     atomic.write_json(files["metrics"], summary)
     atomic.write_text(files["predictions"], result.table.to_csv(index=False))
     title = f"{config.split} Levenshtein distance distribution"
@@ -205,7 +225,17 @@ def main(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError, BackendError) as error:  # CheckpointError: ValueError
         print(f"aslfr evaluate: error: {error}", file=sys.stderr)
         return 1
-    print(f"score: {result.score:.4f}  mean Levenshtein distance: {result.mean_distance:.3f}")
+    print(
+        f"score: {result.score:.4f} over all {len(result.table)} {config.split} sequences  "
+        f"mean Levenshtein distance: {result.mean_distance:.3f}"
+    )
+    metrics = json.loads(files["metrics"].read_text(encoding="utf-8"))
+    if metrics.get("sequences_too_short_to_train"):
+        print(
+            f"score over the trainable subset only (without the "
+            f"{metrics['sequences_too_short_to_train']} too short to train on): "
+            f"{metrics['score_trainable_subset']:.4f}"
+        )
     print(f"worst {len(result.worst)} predictions:")
     with pd.option_context("display.width", 160, "display.max_colwidth", 40):
         print(result.worst.to_string(index=False))

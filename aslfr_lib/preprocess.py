@@ -334,6 +334,10 @@ def phrase_problem(phrase: str) -> tuple[str, str] | None:
 
 # Reasons that stop the run unless ``skip_invalid`` (the others are always exclusions).
 INVALID_REASONS = ("empty_phrase", "unknown_characters", "zero_rows")
+# Reasons that keep a sequence out of training but not out of scoring: a held-out signer's
+# sequence with too few hand frames is still in Kaggle's test set, so the validation split keeps
+# it (``trainable`` False in meta.json) and every score counts it.
+TOO_SHORT_REASONS = ("no_hand_frames", "too_few_hand_frames")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -734,6 +738,18 @@ def run(config: PreprocessConfig, progress: bool = True) -> dict[str, Any]:
     kept["is_val"] = split_by_participant(
         kept["participant_id"].to_numpy(), config.val_fraction, config.seed
     )
+    kept["trainable"] = True
+    held_out = set(kept.loc[kept["is_val"], "participant_id"].tolist())
+    scored_only = set()
+    for exclusion in exclusions:
+        if exclusion["reason"] in TOO_SHORT_REASONS and exclusion["participant_id"] in held_out:
+            exclusion["scored"] = True  # excluded from training, still in the validation split
+            scored_only.add(exclusion["sequence_id"])
+    too_short = listed[listed["sequence_id"].isin(scored_only)].assign(is_val=True, trainable=False)
+    if len(too_short):
+        import pandas as pd
+
+        kept = pd.concat([kept, too_short], ignore_index=True)
     summary = assemble(
         config, tasks, summaries, kept, facts, exclusions, unlisted, reused, progress
     )
@@ -827,9 +843,11 @@ def assemble(
         reasons = Counter(e["reason"] for e in exclusions)
         summary = {
             "out": str(out_dir),
-            "listed": len(kept) + len(exclusions),
+            "listed": int(kept["trainable"].sum()) + len(exclusions),
             "train": len(rows_of["train"]),
             "val": len(rows_of["val"]),
+            "val_trainable": int(rows_of["val"]["trainable"].sum()),
+            "val_too_short": int((~rows_of["val"]["trainable"]).sum()),
             "excluded": len(exclusions),
             "excluded_by_reason": dict(sorted(reasons.items())),
             "participants_train": int(rows_of["train"]["participant_id"].nunique()),
@@ -858,6 +876,7 @@ def assemble(
                 "raw_frames": [facts[s][0] for s in ids],
                 "hand_frames": [facts[s][1] for s in ids],
                 "mirrored": [bool(facts[s][2]) for s in ids],
+                "trainable": [bool(t) for t in rows["trainable"]],
             }
         meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return summary
@@ -1043,9 +1062,23 @@ class ProcessedData(ResizedSplits):
     meta: dict[str, Any]
 
     @property
+    def val_trainable(self) -> np.ndarray:
+        return trainable_mask(self.meta, "val", len(self.ragged_val))
+
+    @property
     def frames(self) -> int:
         """The default model length recorded by the run (``PreprocessConfig.frames``)."""
         return int(self.meta["config"]["frames"])
+
+
+def trainable_mask(meta: dict[str, Any], split: str, count: int) -> np.ndarray:
+    """(count,) bool: which sequences of ``split`` preprocessing would train on. Validation also
+    holds the held-out signers' sequences with too few hand frames (``TOO_SHORT_REASONS``),
+    which are scored but not trained on; folders written before that list none."""
+    listed = meta.get(split, {}).get("trainable") if isinstance(meta, dict) else None
+    if listed is None or len(listed) != count:
+        return np.ones(count, dtype=bool)
+    return np.asarray(listed, dtype=bool)
 
 
 def load_processed(out_dir: str | Path, mmap: bool = True) -> ProcessedData:
@@ -1120,5 +1153,6 @@ __all__ = [
     "preprocess_sequence",
     "resize_frames",
     "run",
+    "trainable_mask",
     "split_by_participant",
 ]

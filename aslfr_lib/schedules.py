@@ -10,6 +10,10 @@ Warmup multiplies ``lr_max`` by a fixed factor per remaining warmup epoch:
 After warmup: ``lr_max * max(0, 0.5 * (1 + cos(2 pi num_cycles progress)))`` with
 ``progress = (epoch - warmup_epochs) / max(1, epochs - warmup_epochs)``, so with
 ``num_cycles=0.5`` the last epoch ends just above zero.
+
+``hold_epochs`` (0 in the reference) keeps ``lr_max`` for that many epochs between warmup and
+the decay, whose progress then counts from the end of the hold: a CTC model that needs a few
+epochs to leave the blank plateau is still at its peak rate when it starts to align.
 """
 
 from __future__ import annotations
@@ -21,11 +25,18 @@ import keras
 WARMUP_FACTORS = {"exp": 0.5, "log": 0.1}  # lr shrinks by this factor per epoch before the peak
 
 
-def _check(epochs: int, warmup_epochs: int, lr_max: float, warmup_method: str) -> None:
+def _check(
+    epochs: int, warmup_epochs: int, lr_max: float, warmup_method: str, hold_epochs: int = 0
+) -> None:
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     if not 0 <= warmup_epochs <= epochs:
         raise ValueError(f"warmup_epochs must be in [0, epochs={epochs}], got {warmup_epochs}")
+    if hold_epochs < 0 or warmup_epochs + hold_epochs > epochs:
+        raise ValueError(
+            f"hold_epochs must be >= 0 with warmup_epochs + hold_epochs <= epochs={epochs}, got "
+            f"{hold_epochs} (warmup {warmup_epochs})"
+        )
     if not lr_max > 0:
         raise ValueError(f"lr_max must be positive, got {lr_max}")
     if warmup_method not in WARMUP_FACTORS:
@@ -41,14 +52,19 @@ def learning_rate(
     lr_max: float,
     warmup_method: str = "exp",
     num_cycles: float = 0.5,
+    hold_epochs: int = 0,
 ) -> float:
-    """Learning rate for ``epoch`` (0-based): the reference's ``lrfn``, same numbers."""
-    _check(epochs, warmup_epochs, lr_max, warmup_method)
+    """Learning rate for ``epoch`` (0-based): the reference's ``lrfn``, same numbers (with
+    ``hold_epochs`` 0)."""
+    _check(epochs, warmup_epochs, lr_max, warmup_method, hold_epochs)
     if not 0 <= epoch < epochs:
         raise ValueError(f"epoch must be in [0, epochs={epochs}), got {epoch}")
     if epoch < warmup_epochs:
         return lr_max * WARMUP_FACTORS[warmup_method] ** (warmup_epochs - epoch)
-    progress = (epoch - warmup_epochs) / max(1, epochs - warmup_epochs)
+    decay_start = warmup_epochs + hold_epochs
+    if epoch < decay_start:
+        return lr_max
+    progress = (epoch - decay_start) / max(1, epochs - decay_start)
     return max(0.0, 0.5 * (1.0 + math.cos(math.pi * num_cycles * 2.0 * progress))) * lr_max
 
 
@@ -58,10 +74,11 @@ def schedule(
     lr_max: float,
     warmup_method: str = "exp",
     num_cycles: float = 0.5,
+    hold_epochs: int = 0,
 ) -> list[float]:
     """One learning rate per epoch, ``[learning_rate(0), ..., learning_rate(epochs - 1)]``."""
     return [
-        learning_rate(epoch, epochs, warmup_epochs, lr_max, warmup_method, num_cycles)
+        learning_rate(epoch, epochs, warmup_epochs, lr_max, warmup_method, num_cycles, hold_epochs)
         for epoch in range(epochs)
     ]
 
@@ -85,17 +102,21 @@ class EpochWarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         lr_max: float,
         warmup_method: str = "exp",
         num_cycles: float = 0.5,
+        hold_epochs: int = 0,
     ):
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be at least 1, got {steps_per_epoch}")
-        _check(epochs, warmup_epochs, lr_max, warmup_method)
+        _check(epochs, warmup_epochs, lr_max, warmup_method, hold_epochs)
         self.steps_per_epoch = int(steps_per_epoch)
         self.epochs = int(epochs)
         self.warmup_epochs = int(warmup_epochs)
         self.lr_max = float(lr_max)
         self.warmup_method = warmup_method
         self.num_cycles = float(num_cycles)
-        self.values = schedule(epochs, warmup_epochs, lr_max, warmup_method, num_cycles)
+        self.hold_epochs = int(hold_epochs)
+        self.values = schedule(
+            epochs, warmup_epochs, lr_max, warmup_method, num_cycles, self.hold_epochs
+        )
 
     def __call__(self, step):
         epoch = keras.ops.floor_divide(step, self.steps_per_epoch)
@@ -111,4 +132,5 @@ class EpochWarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
             "lr_max": self.lr_max,
             "warmup_method": self.warmup_method,
             "num_cycles": self.num_cycles,
+            "hold_epochs": self.hold_epochs,
         }

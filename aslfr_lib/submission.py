@@ -104,6 +104,10 @@ class SubmissionReport:
     zip_bytes: int
     num_threads: int
     results: list[SequenceResult]
+    # Held-out sequences that preprocessing found too short to train on are scored above like
+    # every other (Kaggle excludes nothing); the score without them, labelled, for comparison.
+    too_short_to_train: int = 0
+    score_trainable_subset: float | None = None
 
     def summary(self) -> dict[str, Any]:
         """Every field but the per-sequence results."""
@@ -133,7 +137,15 @@ class SubmissionReport:
                 f"data            {self.data} ({self.selection})",
                 f"sequences       {self.sequences} ({self.exact_matches} exactly right)",
                 f"score           {self.score:.4f}  (N - D) / N with N={self.characters}, "
-                f"D={self.distance}",
+                f"D={self.distance}, every selected sequence",
+                *(
+                    [
+                        f"                {self.score_trainable_subset:.4f}  trainable subset "
+                        f"only (without the {self.too_short_to_train} too short to train on)"
+                    ]
+                    if self.score_trainable_subset is not None
+                    else []
+                ),
                 f"latency         p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms, "
                 f"mean {self.mean_ms:.1f} ms per sequence ({self.num_threads} thread)",
                 f"estimated time  {self.estimated_hours:.2f} h for {self.test_sequences:,} "
@@ -159,8 +171,7 @@ def read_train_csv(data: str | Path) -> pd.DataFrame:
     return table
 
 
-def split_sequence_ids(processed: str | Path, split: str) -> list[int]:
-    """Sequence ids of a processed split (``meta.json`` written by ``aslfr preprocess``)."""
+def _split_meta(processed: str | Path, split: str) -> dict[str, Any]:
     if split not in SPLITS:
         raise CheckError(f"split must be one of {SPLITS}, got {split!r}")
     path = Path(processed) / PROCESSED_META
@@ -169,7 +180,20 @@ def split_sequence_ids(processed: str | Path, split: str) -> list[int]:
     meta = json.loads(path.read_text(encoding="utf-8"))
     if split not in meta or "sequence_ids" not in meta[split]:
         raise CheckError(f"{path}: has no {split!r} split with sequence_ids")
-    return [int(s) for s in meta[split]["sequence_ids"]]
+    return meta[split]
+
+
+def split_sequence_ids(processed: str | Path, split: str) -> list[int]:
+    """Sequence ids of a processed split (``meta.json`` written by ``aslfr preprocess``); the
+    validation split also lists the held-out sequences too short to train on."""
+    return [int(s) for s in _split_meta(processed, split)["sequence_ids"]]
+
+
+def too_short_sequence_ids(processed: str | Path, split: str) -> set[int]:
+    """Ids of the split's sequences that preprocessing keeps for scoring only."""
+    listed = _split_meta(processed, split)
+    trainable = listed.get("trainable") or [True] * len(listed["sequence_ids"])
+    return {int(s) for s, t in zip(listed["sequence_ids"], trainable, strict=True) if not t}
 
 
 def select_sequences(
@@ -267,6 +291,11 @@ def check_submission(
     characters = sum(len(r.phrase) for r in results)
     distance = sum(r.distance for r in results)
     latencies = np.array([r.milliseconds for r in results])
+    too_short = too_short_sequence_ids(processed, split) if processed is not None else set()
+    subset = [r for r in results if r.sequence_id not in too_short]
+    subset_score = None
+    if len(subset) < len(results) and subset:
+        subset_score = competition_score([r.phrase for r in subset], [r.prediction for r in subset])
     return SubmissionReport(
         submission=str(runner.submission.source),
         data=str(data),
@@ -285,6 +314,8 @@ def check_submission(
         zip_bytes=runner.submission.size_bytes,
         num_threads=num_threads,
         results=results,
+        too_short_to_train=len(results) - len(subset),
+        score_trainable_subset=subset_score,
     )
 
 

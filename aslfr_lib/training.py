@@ -11,7 +11,9 @@ One run folder holds everything a run needs to continue after a kill (``--resume
     history.csv    one row per epoch: lr, loss, top1, top5, val_* and val_score (the score of
                    ``decoder``'s head; with both heads also val_attention_score, val_ctc_score;
                    with a CTC head also ctc_loss and attention_loss)
-    history.json   the same as lists, plus the run state (epochs done, best epoch and score)
+    history.json   the same as lists, plus the run state (epochs done, best epoch and score,
+                   the CTC blank plateau and the epoch alignment began: ``aslfr_lib.alignment``)
+    fallback.json  the phrase for inputs with too few hand frames (``aslfr_lib.fallback``)
     config.json    the TrainConfig of the run
     lr_schedule.png, loss.png, top1.png, top5.png, score.png, ctc_loss.png, attention_loss.png
 
@@ -103,6 +105,9 @@ class TrainConfig(AugmentationConfig, ArchitectureConfig):
         "warmup epochs before the cosine decay (default: a tenth of epochs, as V6's 10 of 100)",
     )
     warmup_method: str = param("exp", "warmup shape: exp (halves per epoch) or log (tenths)")
+    lr_hold_epochs: int = param(
+        0, "epochs at the peak learning rate after warmup, before the cosine decay starts"
+    )
     weight_decay_ratio: float = param(0.05, "decoupled weight decay per step, as a ratio of lr")
     optimizer: str = param("radam_lookahead", "radam_lookahead (reference), radam or adamw")
     sma_threshold: float = param(4.0, "RAdam's rectification threshold")
@@ -121,6 +126,12 @@ class TrainConfig(AugmentationConfig, ArchitectureConfig):
     decode_batch_size: int = param(256, "sequences per batch when greedy decoding")
     decoder: str = param("auto", "head of the validation score: auto (CTC if any), attention, ctc")
     verbose: int = param(1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch")
+    augment_after_alignment: bool = param(
+        False, "augment only once the CTC loss has left the blank plateau (aslfr_lib.alignment)"
+    )
+    stall_check_fraction: float = param(
+        0.4, "share of the epochs after which a CTC loss still on the blank plateau is reported"
+    )
 
     @property
     def warmup(self) -> int:
@@ -149,6 +160,15 @@ class TrainConfig(AugmentationConfig, ArchitectureConfig):
             raise ValueError(
                 f"warmup_epochs must be in 0..epochs ({self.epochs}), got {self.warmup_epochs}"
             )
+        if self.lr_hold_epochs < 0 or self.warmup + self.lr_hold_epochs > self.epochs:
+            raise ValueError(
+                f"lr_hold_epochs must be in 0..epochs - warmup ({self.epochs - self.warmup}), "
+                f"got {self.lr_hold_epochs}"
+            )
+        if not 0.0 < self.stall_check_fraction <= 1.0:
+            raise ValueError(
+                f"stall_check_fraction must be in (0, 1], got {self.stall_check_fraction}"
+            )
         if (self.decoder == "attention" and not self.has_decoder) or (
             self.decoder == "ctc" and not self.has_ctc_head
         ):
@@ -176,6 +196,8 @@ class TrainResult:
     seconds: float
     replicas: int = 1  # data-parallel devices used
     plots: dict[str, Path] = dataclasses.field(default_factory=dict)
+    alignment_epoch: int | None = None  # first epoch off the CTC blank plateau (CTC head only)
+    stalled: bool = False  # the CTC loss was still on the plateau at the stall check
 
 
 @contextlib.contextmanager
@@ -227,7 +249,13 @@ def learning_rates(config: TrainConfig) -> list[float]:
     """The learning rate of each epoch (what the optimizer's schedule uses)."""
     from aslfr_lib.schedules import schedule
 
-    return schedule(config.epochs, config.warmup, config.lr_max, config.warmup_method)
+    return schedule(
+        config.epochs,
+        config.warmup,
+        config.lr_max,
+        config.warmup_method,
+        hold_epochs=config.lr_hold_epochs,
+    )
 
 
 def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
@@ -241,7 +269,12 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
     from aslfr_lib.schedules import EpochWarmupCosine
 
     schedule = EpochWarmupCosine(
-        steps_per_epoch, config.epochs, config.warmup, config.lr_max, config.warmup_method
+        steps_per_epoch,
+        config.epochs,
+        config.warmup,
+        config.lr_max,
+        config.warmup_method,
+        hold_epochs=config.lr_hold_epochs,
     )
     optimizer = build_optimizer(
         config.optimizer,
@@ -401,12 +434,19 @@ class EpochEnd:
         data: Any,
         history: dict[str, list[float]],
         state: dict[str, Any],
+        fallback: Any = None,
+        watch: Any = None,
+        train_batches: Any = None,
     ):
         self.model = model
         self.config = config
         self.data = data
         self.history = history
         self.state = state
+        self.fallback = fallback  # fallback.Fallback for inputs without hand frames, or None
+        self.watch = watch  # alignment.AlignmentWatch of a model with a CTC head, or None
+        self.train_batches = train_batches  # the ShuffledBatches whose augmentation waits
+        self.best_predictions: list[str] | None = None
         self.out = Path(config.out)
         self.rates = learning_rates(config)
         from aslfr_lib.decoding import model_heads
@@ -428,9 +468,12 @@ class EpochEnd:
             self.val_phrases = ids_to_phrases(self.data.y_val)
         targets = self.val_phrases
         predictions, scores = {}, {}
+        hand_frames = self.data.ragged_val.lengths
         for head in self.heads:
             ids = decode(self.model, self.X_val, head, self.config.decode_batch_size)
             predictions[head] = ids_to_phrases(ids)
+            if self.fallback is not None:  # every held-out sequence counts, handless ones too
+                predictions[head] = self.fallback.apply(predictions[head], hand_frames)
             scores[head] = competition_score(targets, predictions[head])
         return scores[chosen], targets, predictions[chosen], scores
 
@@ -452,8 +495,22 @@ class EpochEnd:
         lines += [f"  {t!r:36} | {p!r}" for t, p in zip(targets, predictions, strict=True)]
         print("\n".join(lines), flush=True)
 
+    def _watch_alignment(self, epoch: int, logs: dict[str, Any]) -> None:
+        if self.watch is None or "ctc_loss" not in logs:
+            return
+        message = self.watch.update(epoch + 1, float(logs["ctc_loss"]))
+        self.state.update(self.watch.state())
+        if message:
+            print(message, flush=True)
+        batches = self.train_batches
+        waiting = batches is not None and batches.augmentation is None
+        if self.watch.alignment_epoch is not None and waiting and self.config.augmentation.enabled:
+            batches.augmentation = self.config.augmentation
+            print(f"aslfr train: augmentation on from epoch {epoch + 2}", flush=True)
+
     def __call__(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})
+        self._watch_alignment(epoch, logs)
         scored = self._score(epoch)
         record = {"epoch": epoch + 1, "lr": self.rates[epoch]}
         for key, value in logs.items():
@@ -475,6 +532,7 @@ class EpochEnd:
             self.state["best_epoch"] = epoch + 1
             if scored is not None:
                 self.state["best_score"] = float(scored[0])
+                self.best_predictions = scored[2]
         self.state["epochs_completed"] = epoch + 1
         run_state = {"state": self.state, "history": plain_history(self.history)}
         save_checkpoint(self.model, self.out / LAST_MODEL, run_state)
@@ -590,11 +648,59 @@ def _save_plots(out: Path, config: TrainConfig, history: dict[str, list[float]])
     return paths
 
 
+def alignment_watch(model: Any, config: TrainConfig, data: Any, state: dict) -> Any:
+    """An ``AlignmentWatch`` for a model with a CTC head (None without one); a resumed run
+    keeps the plateau and alignment epoch its state recorded."""
+    from aslfr_lib.alignment import AlignmentWatch, plateau_loss
+    from aslfr_lib.model import has_ctc_head
+
+    if not has_ctc_head(model):
+        return None
+    plateau = state.get("ctc_plateau")
+    if plateau is None:
+        plateau = plateau_loss(data.y_train, data.train_lengths, data.frames)
+    watch = AlignmentWatch(plateau, config.epochs, config.stall_check_fraction)
+    watch.alignment_epoch = state.get("alignment_epoch")
+    state.update(watch.state())
+    return watch
+
+
+def choose_fallback(data: Any) -> Any:
+    """The phrase closest to the training phrases (``aslfr_lib.fallback``); during training it
+    stands in for held-out inputs without any hand frame."""
+    from aslfr_lib import fallback
+    from aslfr_lib.decoding import ids_to_phrases
+
+    phrase, score = fallback.choose_phrase(ids_to_phrases(data.y_train))
+    return fallback.Fallback(phrase=phrase, min_hand_frames=1, train_score=round(score, 4))
+
+
+def save_fallback(chosen: Any, data: Any, predictions: list[str] | None, out: Path) -> None:
+    """``fallback.json``: the phrase, and the hand-frame count below which it beats the best
+    model on the validation sequences (1 when there are none)."""
+    from aslfr_lib import fallback
+    from aslfr_lib.decoding import ids_to_phrases
+
+    threshold = 1
+    if predictions is not None and data.has_validation:
+        threshold = fallback.choose_min_hand_frames(
+            chosen.phrase, ids_to_phrases(data.y_val), predictions, data.ragged_val.lengths
+        )
+    saved = dataclasses.replace(chosen, min_hand_frames=threshold)
+    fallback.save(saved, out)
+    print(
+        f"aslfr train: fallback {saved.phrase!r} for inputs with fewer than {threshold} hand "
+        f"frames ({out / fallback.FALLBACK_FILE})",
+        flush=True,
+    )
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train (or, with ``resume``, continue) a run; see the module docstring for its files."""
     started = time.perf_counter()
     keras = import_keras(config.backend)
     from aslfr_lib.data import ShuffledBatches, load_training_data
+    from aslfr_lib.preprocess import RaggedFrames
 
     out = Path(config.out)
     data = load_training_data(config.processed, frames=config.frames)
@@ -627,6 +733,8 @@ def train(config: TrainConfig) -> TrainResult:
             initial_epoch, history = 0, {}
             state = {"best_score": None, "best_epoch": 0, "epochs_completed": 0}
             atomic.write_json(out / CONFIG_JSON, to_dict(config))
+        watch = alignment_watch(model, config, data, state)
+        waiting = config.augment_after_alignment and watch is not None
         train_batches = ShuffledBatches(
             data.ragged_train,
             data.y_train,
@@ -636,11 +744,16 @@ def train(config: TrainConfig) -> TrainResult:
             length=data.frames,
             augmentation=config.augmentation,
         )
+        augmented_batches = train_batches
+        if waiting and watch.alignment_epoch is None:
+            train_batches.augmentation = None  # EpochEnd turns it on once aligned
         val_batches = None
-        if data.has_validation:
+        # The loss over the sequences training could use; the score over all of them.
+        trainable = np.flatnonzero(data.val_trainable) if data.has_validation else []
+        if len(trainable):
             val_batches = ShuffledBatches(
-                data.ragged_val,
-                data.y_val,
+                RaggedFrames.from_sequences([data.ragged_val[i] for i in trainable]),
+                np.asarray(data.y_val)[trainable],
                 config.batch_size,
                 shuffle=False,
                 full_batches=n > 1,  # replicas need equal shares; 1 device: no repeats
@@ -651,7 +764,10 @@ def train(config: TrainConfig) -> TrainResult:
             train_batches = TargetsPerOutput(train_batches, names)
             val_batches = val_batches and TargetsPerOutput(val_batches, names)
             report_unalignable(data)
-        epoch_end = EpochEnd(model, config, data, history, state)
+        fallback = choose_fallback(data)
+        epoch_end = EpochEnd(
+            model, config, data, history, state, fallback, watch, augmented_batches
+        )
         if initial_epoch < config.epochs:
             model.fit(
                 train_batches,
@@ -661,6 +777,8 @@ def train(config: TrainConfig) -> TrainResult:
                 callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=epoch_end)],
                 verbose=config.verbose,
             )
+    if fallback is not None:
+        save_fallback(fallback, data, epoch_end.best_predictions, out)
     plots = _save_plots(out, config, history)
     return TrainResult(
         out=out,
@@ -674,6 +792,8 @@ def train(config: TrainConfig) -> TrainResult:
         seconds=time.perf_counter() - started,
         replicas=n,
         plots=plots,
+        alignment_epoch=state.get("alignment_epoch"),
+        stalled=bool(state.get("stalled", False)),
     )
 
 

@@ -308,6 +308,34 @@ def test_run_writes_consistent_outputs(dataset, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+def test_held_out_sequences_too_short_to_train_on_stay_in_validation(tmp_path):
+    files = standard_files()
+    rng = np.random.default_rng(1)
+    files[33][1]["raw"] = make_raw(rng, hand_frames=2, handless=20)  # 1010, participant 102
+    files[22][2]["raw"] = make_raw(rng, hand_frames=0, handless=9)  # 1007, participant 103
+    root = tmp_path / "data"
+    raws = write_dataset(root, files)
+    out = tmp_path / "out"
+    for seed in range(20):  # a split that holds out participants 102 and 103
+        summary = pp.run(config_for(root, out, val_fraction=0.6, seed=seed), progress=False)
+        data = pp.load_processed(out)
+        meta = data.meta
+        val_participants = set(meta["val"]["participant_ids"])
+        too_short = [e for e in meta["exclusions"] if e["reason"] in pp.TOO_SHORT_REASONS]
+        scored = {e["sequence_id"] for e in too_short if e["participant_id"] in val_participants}
+        if scored == {1007, 1010}:
+            break
+    assert scored == {1007, 1010}
+    assert all(bool(e.get("scored")) == (e["sequence_id"] in scored) for e in too_short)
+    assert not scored & set(meta["train"]["sequence_ids"])
+    trainable = dict(zip(meta["val"]["sequence_ids"], data.val_trainable, strict=True))
+    assert {s for s, t in trainable.items() if not t} == scored
+    assert summary["val_too_short"] == len(scored)
+    assert summary["val"] == summary["val_trainable"] + len(scored)
+    for row, sequence_id in enumerate(meta["val"]["sequence_ids"]):
+        np.testing.assert_array_equal(data.ragged_val[row], pp.clean_sequence(raws[sequence_id]))
+
+
 def test_normalisation_is_over_the_ragged_hand_frames(dataset, tmp_path):
     root, raws = dataset
     data = pp.load_processed(pp.run(config_for(root, tmp_path / "o"), progress=False)["out"])
@@ -632,7 +660,7 @@ def test_run_on_synthetic_dataset(tmp_path):
     summary = pp.run(config_for(data, tmp_path / "out", frames=32), progress=False)
     processed = pp.load_processed(tmp_path / "out")
     assert summary["files"] == 3
-    assert summary["train"] + summary["val"] + summary["excluded"] == 24
+    assert summary["train"] + summary["val_trainable"] + summary["excluded"] == 24
     assert summary["train"] > 0 and summary["val"] > 0
     train, val = processed.meta["train"], processed.meta["val"]
     assert not set(train["participant_ids"]) & set(val["participant_ids"])

@@ -133,3 +133,13 @@ def test_config_round_trip():
 @pytest.mark.slow
 def test_other_backend():
     run_on_other_backend(__file__)
+
+
+def test_hold_keeps_the_peak_then_decays_over_the_remaining_epochs():
+    held = schedule(10, 2, 1e-3, hold_epochs=3)
+    assert held[:2] == schedule(10, 2, 1e-3)[:2]
+    assert held[2:5] == [1e-3] * 3
+    assert held[5:] == pytest.approx(schedule(7, 2, 1e-3)[2:])  # the cosine over 5 epochs
+    assert EpochWarmupCosine(4, 10, 2, 1e-3, hold_epochs=3).get_config()["hold_epochs"] == 3
+    with pytest.raises(ValueError, match="hold_epochs"):
+        schedule(10, 2, 1e-3, hold_epochs=9)

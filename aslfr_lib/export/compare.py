@@ -16,7 +16,7 @@ import pandas as pd
 
 from aslfr_lib.decoding import decode, ids_to_phrases
 from aslfr_lib.model import model_frames
-from aslfr_lib.preprocess import preprocess_sequence
+from aslfr_lib.preprocess import clean_sequence, preprocess_sequence
 from aslfr_lib.runner import HarnessRunner, Submission
 from aslfr_lib.submission import iter_sequences, select_sequences
 
@@ -34,18 +34,20 @@ def compare_predictions(
     progress: bool = False,
     cached: bool = True,
     decoder: str = "attention",
+    fallback: Any = None,
 ) -> pd.DataFrame:
     """One row per sequence: the true phrase, Keras's and the .tflite's greedy phrases, match.
 
     ``mirror`` must be the setting the model's training data was preprocessed with (the export
     bakes the same one into the graph). ``cached=False`` decodes the Keras side with the full
     decoder instead of ``decoding.decode_step`` (which the export shares), for an independent
-    check. ``decoder`` is the head the submission decodes with (``ExportResult.decoder``).
+    check. ``decoder`` is the head the submission decodes with (``ExportResult.decoder``);
+    ``fallback`` the run's ``aslfr_lib.fallback.Fallback`` that the export baked in.
     """
     runner = HarnessRunner(submission, num_threads=1)
     rows, _ = select_sequences(data, processed, split, limit)
     frames_per_sequence = model_frames(model)
-    records, inputs = [], []
+    records, inputs, hand_frames = [], [], []
     for row, frames in iter_sequences(data, rows, runner.selected_columns, progress):
         records.append(
             {
@@ -56,8 +58,11 @@ def compare_predictions(
             }
         )
         inputs.append(preprocess_sequence(frames, frames=frames_per_sequence, mirror=mirror))
+        hand_frames.append(len(clean_sequence(frames, mirror=mirror)))
     ids = decode(model, np.stack(inputs), decoder, progress=progress, cached=cached)
     keras_phrases = ids_to_phrases(ids)
+    if fallback is not None:
+        keras_phrases = fallback.apply(keras_phrases, hand_frames)
     table = pd.DataFrame(records)
     table["keras"] = keras_phrases
     table["match"] = table["keras"] == table["tflite"]

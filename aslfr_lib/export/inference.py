@@ -38,7 +38,7 @@ from keras import ops
 
 from aslfr_lib import landmarks
 from aslfr_lib.decoding import decode_step, init_decoder_cache, resolve_decoder
-from aslfr_lib.export.preprocessing import preprocess_tf
+from aslfr_lib.export.preprocessing import hand_frame_count_tf, preprocess_tf
 from aslfr_lib.layers import has_landmarks
 from aslfr_lib.model import (
     EXTRA_FEATURE_LAYERS,
@@ -48,7 +48,7 @@ from aslfr_lib.model import (
     has_decoder,
     model_frames,
 )
-from aslfr_lib.vocab import EOS, NUM_CLASSES, PAD, SOS, TARGET_LENGTH
+from aslfr_lib.vocab import EOS, NUM_CLASSES, PAD, SOS, TARGET_LENGTH, encode
 
 INPUT_NAME = "inputs"  # the harness calls serving_default(inputs=frames)
 OUTPUT_NAME = "outputs"  # and reads ["outputs"]
@@ -162,8 +162,11 @@ class InferenceModule(tf.Module):
         max_steps: int = TARGET_LENGTH,
         outputs: str = "one_hot",
         decoder: str = "attention",
+        fallback: Any = None,
     ):
         super().__init__(name="aslfr_inference")
+        # aslfr_lib.fallback.Fallback: its phrase for inputs with too few hand frames.
+        self.fallback = fallback if outputs == "one_hot" else None
         decoder = resolve_decoder(model, decoder)  # one the model has
         if decoder == "ctc" and outputs != "one_hot":
             raise ValueError("a CTC export returns one-hot rows only")
@@ -201,8 +204,16 @@ class InferenceModule(tf.Module):
 
     def _serve(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         if self.decoder == "ctc":
-            return self._serve_ctc(inputs)
-        return self._serve_attention(inputs)
+            decoded = self._serve_ctc(inputs)
+        else:
+            decoded = self._serve_attention(inputs)
+        if self.fallback is None:
+            return decoded
+        # The one place the final rows are chosen: the fallback phrase where the input shows a
+        # hand in fewer than min_hand_frames frames (a SELECT, no control flow).
+        fixed = tf.one_hot(encode(self.fallback.phrase), NUM_CLASSES, dtype=tf.float32)
+        too_few = hand_frame_count_tf(inputs) < self.fallback.min_hand_frames
+        return {OUTPUT_NAME: tf.where(too_few, fixed, decoded[OUTPUT_NAME])}
 
     def _serve_ctc(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         """Greedy CTC: per-frame argmax, repeats merged, blanks (PAD) and SOS/EOS dropped;

@@ -33,6 +33,13 @@ def hand_presence_tf(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     )
 
 
+def hand_frame_count_tf(raw: tf.Tensor) -> tf.Tensor:
+    """int32 scalar: frames where either hand has a landmark (the stored length in numpy)."""
+    raw = tf.reshape(tf.cast(raw, tf.float32), [-1, NUM_FEATURES])
+    left, right = hand_presence_tf(tf.where(tf.math.is_nan(raw), tf.zeros_like(raw), raw))
+    return tf.reduce_sum(tf.cast(tf.logical_or(left, right), tf.int32))
+
+
 def mirror_frames_tf(data: tf.Tensor) -> tf.Tensor:
     """Horizontal flip: swap hands and symmetric lip points, ``x -> 1 - x`` where present."""
     permuted = tf.gather(data, tf.constant(landmarks.MIRROR_PERMUTATION, tf.int32), axis=1)

@@ -50,6 +50,7 @@ class ExportResult:
     seconds: float  # build + conversion + writing
     model: Any = dataclasses.field(repr=False)  # the Keras model, for comparisons
     decoder: str = "attention"  # the head the TFLite graph decodes with
+    fallback: Any = None  # aslfr_lib.fallback.Fallback baked into the graph, or None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class ExportResult:
             "model_mb": round(self.model_bytes / 1e6, 3),
             "zip_mb": round(self.zip_bytes / 1e6, 3),
             "seconds": round(self.seconds, 1),
+            "fallback": None if self.fallback is None else self.fallback.to_dict(),
         }
 
 
@@ -161,6 +163,7 @@ def export_model(
     max_size_mb: float = tflite.MAX_MODEL_MB,
     checkpoint: str = "<in memory>",
     decoder: str = "auto",
+    fallback: Any = None,
 ) -> ExportResult:
     """Convert a Keras model into the submission files in ``out``; nothing is written when the
     conversion fails or the file is too large. ``decoder``: attention (KV-cached greedy loop),
@@ -172,7 +175,11 @@ def export_model(
     model = float32_model(model)
     decoder = resolve_decoder(model, decoder)
     module = InferenceModule(
-        model, mirror=mirror, skip_empty_frames=skip_empty_frames, decoder=decoder
+        model,
+        mirror=mirror,
+        skip_empty_frames=skip_empty_frames,
+        decoder=decoder,
+        fallback=fallback,
     )
     model_bytes = tflite.convert(module, quantization)
     tflite.check_size(len(model_bytes), max_size_mb)
@@ -189,15 +196,19 @@ def export_model(
         seconds=time.perf_counter() - started,
         model=model,
         decoder=decoder,
+        fallback=module.fallback,
     )
 
 
 def export_submission(config: ExportConfig, model: Any = None) -> ExportResult:
     """The export of ``config`` (``model``: a Keras model to use instead of ``config.model``)."""
-    checkpoint = "<in memory>"
+    from aslfr_lib import fallback
+
+    checkpoint, run_fallback = "<in memory>", None
     if model is None:
         model, path = load_trained_model(config.model, config.checkpoint)
         checkpoint = str(path)
+        run_fallback = fallback.load(path.parent)  # written by aslfr train
     return export_model(
         model,
         config.out,
@@ -207,6 +218,7 @@ def export_submission(config: ExportConfig, model: Any = None) -> ExportResult:
         max_size_mb=config.max_size_mb,
         checkpoint=checkpoint,
         decoder=config.decoder,
+        fallback=run_fallback,
     )
 
 
@@ -249,6 +261,7 @@ def keras_vs_tflite(config: ExportConfig, result: ExportResult, progress: bool =
         mirror=result.mirror,
         progress=progress,
         decoder=result.decoder,
+        fallback=result.fallback,
         **check_selection(config),
     )
 
