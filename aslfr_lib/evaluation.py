@@ -45,8 +45,10 @@ class EvaluationResult:
         return self.table["distance"].to_numpy()
 
     def summary(self) -> dict[str, Any]:
-        """JSON-friendly numbers."""
-        return {
+        """JSON-friendly numbers. With a ``trainable`` column (validation: False for held-out
+        sequences too short to train on, scored like the others) also the score without them,
+        labelled as the subset it is."""
+        numbers = {
             "score": float(self.score),
             "mean_distance": float(self.mean_distance),
             "sequences": len(self.table),
@@ -54,6 +56,13 @@ class EvaluationResult:
             "total_distance": int(self.table["distance"].sum()),
             "exact_matches": int((self.table["distance"] == 0).sum()),
         }
+        if "trainable" in self.table and not self.table["trainable"].all():
+            subset = self.table[self.table["trainable"]]
+            numbers["sequences_too_short_to_train"] = int((~self.table["trainable"]).sum())
+            numbers["score_trainable_subset"] = competition_score(
+                subset["target"], subset["prediction"]
+            )
+        return numbers
 
 
 def evaluate_phrases(
@@ -190,6 +199,8 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
         run_fallback,
         data.ragged(config.split).lengths,
     )
+    if config.split == "val":  # every held-out sequence counts; the trainable ones, labelled
+        result.table["trainable"] = data.val_trainable
     out = Path(config.out) if config.out else path.parent
     files = {
         "metrics": out / f"evaluation_{config.split}.json",
@@ -200,12 +211,6 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
 
     decoder = resolve_decoder(model, config.decoder)
     summary = {**result.summary(), "model": str(path), "split": config.split, "decoder": decoder}
-    if config.split == "val":  # every held-out sequence counts; the trainable ones, labelled
-        trainable = data.val_trainable
-        summary["score_trainable_subset"] = competition_score(
-            result.table["target"][trainable], result.table["prediction"][trainable]
-        )
-        summary["sequences_too_short_to_train"] = int((~trainable).sum())
     summary["fallback"] = None if run_fallback is None else run_fallback.to_dict()
     atomic.write_json(files["metrics"], summary)
     atomic.write_text(files["predictions"], result.table.to_csv(index=False))

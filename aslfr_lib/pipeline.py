@@ -194,7 +194,16 @@ def main(argv: list[str]) -> int:
         return 1
     print(f"results in {metrics['run']}/ (metrics.json, notebooks, plots, submission/)")
     score = metrics["score"]
-    print("held-out score: " + (f"{score:.4f}" if isinstance(score, float) else str(score)))
+    check = metrics.get("export", {}).get("check", {})
+    counted = f" over all {check['sequences']} held-out sequences" if "sequences" in check else ""
+    print(
+        "held-out score: " + (f"{score:.4f}" if isinstance(score, float) else str(score)) + counted
+    )
+    if check.get("score_trainable_subset") is not None:
+        print(
+            f"  (trainable subset only, without the {check['too_short_to_train']} too short to "
+            f"train on: {check['score_trainable_subset']:.4f})"
+        )
     return 0
 
 
