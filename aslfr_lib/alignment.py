@@ -96,9 +96,10 @@ class AlignmentWatch:
         stalled = self.alignment_epoch is None and epoch >= self.check_epoch
         if stalled and (not self.warned or epoch == self.epochs):
             self.warned = True
-            where = "training ended" if epoch == self.epochs else f"after epoch {epoch}"
+            where = "training ended after" if epoch == self.epochs else "after"
             return (
-                f"aslfr train: WARNING: {where} of {self.epochs} the CTC loss ({ctc_loss:.3f}) "
+                f"aslfr train: WARNING: {where} epoch {epoch} of {self.epochs} the CTC loss "
+                f"({ctc_loss:.3f}) "
                 f"is still on the blank plateau ({self.plateau:.3f}; aligned below "
                 f"{self.threshold:.3f}): the model has not started to read the input and the "
                 f"run will score near 0. Try: {ADVICE}."

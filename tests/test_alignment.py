@@ -55,7 +55,7 @@ def test_watch_records_alignment_and_warns_once_when_stalled():
     assert said[:3] == [None] * 3
     assert "after epoch 4 of 8" in said[3] and "--lr-hold-epochs" in said[3]
     assert said[4:7] == [None] * 3
-    assert "training ended" in said[7]
+    assert "training ended after epoch 8 of 8" in said[7]
     assert stalled.state()["stalled"] and stalled.state()["alignment_epoch"] is None
 
 
@@ -100,7 +100,7 @@ def test_aslfr_train_says_when_ctc_stays_on_the_plateau(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "WARNING: after epoch 1 of 2" in done.stdout
-    assert "WARNING: training ended of 2" in done.stdout
+    assert "WARNING: training ended after epoch 2 of 2" in done.stdout
     state = json.loads((out / "history.json").read_text())["state"]
     assert state["stalled"] is True and state["alignment_epoch"] is None
     assert state["ctc_plateau"] > 1.0
