@@ -11,6 +11,12 @@ that and re-ran the encoder too, one sequence at a time); the tests hold the two
 ``init_decoder_cache``/``decode_step`` are in ``keras.ops`` with fixed-shape caches, so the
 TFLite export can trace them into a loop of builtin ops; they reuse the ``decoder`` sub-model's
 own layers and weights.
+
+Ensembles: every decoding function takes a model or a list of models (members trained on the
+same frames and vocabulary). Members are combined by the mean of their log-probabilities: per
+frame for CTC, per decoding step for the attention decoder (one shared loop, one KV cache per
+member). A single model's greedy decoders use its logits as they are (the same argmax).
+``ctc_beam`` and ``joint`` (attention + CTC prefix scores) are ``beam_search``'s.
 """
 
 from __future__ import annotations
@@ -28,9 +34,40 @@ from aslfr_lib.layers import has_landmarks
 from aslfr_lib.model import ctc_classifier_of, decoder_of, encoder_of, has_ctc_head, has_decoder
 from aslfr_lib.vocab import EOS, PAD, SOS, TARGET_LENGTH
 
-DECODERS = ("auto", "attention", "ctc")
+DECODERS = ("auto", "attention", "ctc", "ctc_beam", "joint")
+# The heads each decoder reads: CTC, attention decoder.
+DECODER_HEADS = {
+    "ctc": ("ctc",),
+    "attention": ("attention",),
+    "ctc_beam": ("ctc",),
+    "joint": ("ctc", "attention"),
+}
+DEFAULT_BEAM = 5  # ctc_beam and joint, when --beam is not given (the 4th place's k)
+DEFAULT_CTC_WEIGHT_DECODING = 0.3  # joint: weight of the CTC prefix score (ESPnet, 2nd place)
 DEFAULT_BATCH_SIZE = 256
 BATCH_MULTIPLE = 8  # a lone short batch is padded to a multiple of this: data-parallel replicas
+
+
+def members_of(model_or_models: Any) -> list[Any]:
+    """A model, or a list/tuple of models, as a non-empty list."""
+    if isinstance(model_or_models, list | tuple):
+        if not model_or_models:
+            raise ValueError("an ensemble needs at least one model")
+        return list(model_or_models)
+    return [model_or_models]
+
+
+def combine_logits(logits: list[Any]) -> Any:
+    """One model's logits unchanged; several models' mean log-probabilities (same argmax rule:
+    the members' geometric mean probability, renormalised or not)."""
+    if len(logits) == 1:
+        return logits[0]
+    return ops.mean(ops.stack([ops.log_softmax(ops.cast(x, "float32")) for x in logits]), axis=0)
+
+
+def mean_log_probs(logits: list[Any]) -> Any:
+    """The members' mean log-probabilities (also for a single member): scores to add up."""
+    return ops.mean(ops.stack([ops.log_softmax(ops.cast(x, "float32")) for x in logits]), axis=0)
 
 
 def ids_to_phrases(ids: Iterable[Iterable[int]]) -> list[str]:
@@ -50,9 +87,10 @@ def _finish(next_tokens: np.ndarray, finished: np.ndarray) -> np.ndarray:
     return np.where(finished, PAD, next_tokens).astype(np.int32)
 
 
-def _greedy_batch(encoder: Any, decoder: Any, frames: np.ndarray, real: int) -> np.ndarray:
+def _greedy_batch(members: list[Any], frames: np.ndarray, real: int) -> np.ndarray:
     """Greedy ids of a batch whose first ``real`` rows matter (the rest is padding)."""
-    encoded = encoder.predict_on_batch(frames)  # (B, S, D)
+    encoded = [encoder_of(m).predict_on_batch(frames) for m in members]  # (B, S, D) each
+    decoders = [decoder_of(m) for m in members]
     frame_mask = np.any(frames != 0, axis=-1)  # (B, S), same rule as layers.has_landmarks
     count = len(frames)
     tokens = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)  # decoder inputs
@@ -60,10 +98,12 @@ def _greedy_batch(encoder: Any, decoder: Any, frames: np.ndarray, real: int) -> 
     predicted = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)
     finished = np.arange(count) >= real  # padding rows never hold up the loop
     for position in range(TARGET_LENGTH):
-        logits = decoder.predict_on_batch(
-            {"encoded": encoded, "frame_mask": frame_mask, "tokens": tokens}
-        )  # (B, 32, 62): causal, so later (PAD) inputs do not change this position
-        next_tokens = _finish(np.argmax(logits[:, position], axis=-1), finished)
+        logits = [
+            decoder.predict_on_batch({"encoded": x, "frame_mask": frame_mask, "tokens": tokens})
+            for decoder, x in zip(decoders, encoded, strict=True)
+        ]  # (B, 32, 62) each: causal, so later (PAD) inputs do not change this position
+        here = ops.convert_to_numpy(combine_logits([x[:, position] for x in logits]))
+        next_tokens = _finish(np.argmax(here, axis=-1), finished)
         predicted[:, position] = next_tokens
         finished |= next_tokens == EOS
         if finished.all() or position + 1 == TARGET_LENGTH:
@@ -79,7 +119,8 @@ def greedy_decode(
     progress: bool = False,
     cached: bool = True,
 ) -> np.ndarray:
-    """Greedy ids (N, 32) int32 of preprocessed ``frames`` (N, frames, features).
+    """Greedy ids (N, 32) int32 of preprocessed ``frames`` (N, frames, features) by ``model``
+    (or a list of models: their mean log-probabilities at each step).
 
     Each row holds the predicted characters, then EOS, then PAD (or 32 characters without EOS).
     The last batch is padded with empty sequences to ``batch_size`` so that every call has one
@@ -88,6 +129,7 @@ def greedy_decode(
     ``cached=False`` decodes with the full ``decoder`` sub-model instead (same ids, slower).
     """
     frames = _check_frames(frames)
+    members = members_of(model)
     count = len(frames)
     result = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)
     starts = range(0, count, batch_size)
@@ -100,9 +142,9 @@ def greedy_decode(
             batch = np.concatenate([batch, filler])
         if cached:
             active = np.arange(len(batch)) < size
-            ids = greedy_decoder_of(model).predict_on_batch({"frames": batch, "active": active})
+            ids = greedy_decoder_of(members).predict_on_batch({"frames": batch, "active": active})
         else:
-            ids = _greedy_batch(encoder_of(model), decoder_of(model), batch, size)
+            ids = _greedy_batch(members, batch, size)
         result[start : start + size] = np.asarray(ids)[:size]
     return result
 
@@ -165,37 +207,46 @@ def decode_step(model_or_decoder: Any, cache: dict[str, Any], token, position):
 class GreedyDecoder(keras.Model):
     """{frames (B, S, F), active (B,) bool} -> greedy ids (B, 32) int32, one compiled loop.
 
-    Wraps a trained model (its weights, not copies). Rows with ``active`` False (batch padding)
-    count as finished, so they never keep the loop running. Not meant to be saved.
+    Wraps a trained model, or several (``members``: their weights, not copies; each step's
+    logits combined by ``combine_logits``). Rows with ``active`` False (batch padding) count as
+    finished, so they never keep the loop running. Not meant to be saved.
     """
 
     def __init__(self, model: Any, **kwargs):
         super().__init__(**kwargs)
-        self.transformer = model
+        self.members = members_of(model)
+        self.transformer = self.members[0]
 
     def call(self, inputs):
         frames = inputs["frames"]
-        encoded = encoder_of(self.transformer)(frames, training=False)
-        cache = init_decoder_cache(self.transformer, encoded, has_landmarks(frames))
+        frame_mask = has_landmarks(frames)
+        caches = [
+            init_decoder_cache(m, encoder_of(m)(frames, training=False), frame_mask)
+            for m in self.members
+        ]
         batch = ops.shape(frames)[0]
         slots = ops.expand_dims(ops.arange(TARGET_LENGTH), axis=0)  # (1, 32)
 
-        def unfinished(position, token, ids, finished, cache):
+        def unfinished(position, token, ids, finished, caches):
             return ops.logical_and(position < TARGET_LENGTH, ops.logical_not(ops.all(finished)))
 
-        def step(position, token, ids, finished, cache):
-            logits, cache = decode_step(self.transformer, cache, token, position)
+        def step(position, token, ids, finished, caches):
+            stepped = [
+                decode_step(m, cache, token, position)
+                for m, cache in zip(self.members, caches, strict=True)
+            ]
+            logits = combine_logits([logits for logits, _ in stepped])
             token = ops.where(finished, PAD, ops.cast(ops.argmax(logits, axis=-1), "int32"))
             ids = ops.where(ops.equal(slots, position), ops.expand_dims(token, 1), ids)
             finished = ops.logical_or(finished, ops.equal(token, EOS))
-            return position + 1, token, ids, finished, cache
+            return position + 1, token, ids, finished, [cache for _, cache in stepped]
 
         start = (
             ops.convert_to_tensor(0, dtype="int32"),
             ops.full((batch,), SOS, dtype="int32"),
             ops.full((batch, TARGET_LENGTH), PAD, dtype="int32"),
             ops.logical_not(ops.cast(inputs["active"], "bool")),
-            cache,
+            caches,
         )
         return ops.while_loop(unfinished, step, start)[2]
 
@@ -203,12 +254,17 @@ class GreedyDecoder(keras.Model):
 _last_greedy_decoder: list[GreedyDecoder] = []  # one slot: reused while the same model decodes
 
 
+def same_members(a: list[Any], b: list[Any]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
 def greedy_decoder_of(model: Any) -> GreedyDecoder:
-    """The ``GreedyDecoder`` of ``model``, kept while the same model decodes (one compilation
-    for all the epochs of a training run). One slot, not a cache per model: the decoder holds
-    its model, so a per-model cache would keep every model alive."""
-    if not _last_greedy_decoder or _last_greedy_decoder[0].transformer is not model:
-        _last_greedy_decoder[:] = [GreedyDecoder(model, name="greedy_decoder")]
+    """The ``GreedyDecoder`` of ``model`` (or of a list of models), kept while the same models
+    decode (one compilation for all the epochs of a training run). One slot, not a cache per
+    model: the decoder holds its models, so a per-model cache would keep every model alive."""
+    members = members_of(model)
+    if not _last_greedy_decoder or not same_members(_last_greedy_decoder[0].members, members):
+        _last_greedy_decoder[:] = [GreedyDecoder(members, name="greedy_decoder")]
     return _last_greedy_decoder[0]
 
 
@@ -243,17 +299,23 @@ def ctc_collapse(best: np.ndarray, lengths: np.ndarray, blank: int = PAD) -> np.
     return result
 
 
+def ctc_logits(members: list[Any], frames) -> list[Any]:
+    """Each member's per-frame CTC logits (B, S, 62) of a batch of preprocessed frames."""
+    return [ctc_classifier_of(m)(encoder_of(m).predict_on_batch(frames)) for m in members]
+
+
 def ctc_greedy_decode(
     model: Any, frames, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False
 ) -> np.ndarray:
-    """Greedy CTC ids (N, 32) int32 of preprocessed ``frames``, in ``greedy_decode``'s format."""
+    """Greedy CTC ids (N, 32) int32 of preprocessed ``frames``, in ``greedy_decode``'s format
+    (a list of models: argmax of their mean per-frame log-probabilities)."""
     frames = _check_frames(frames)
-    encoder, classifier = encoder_of(model), ctc_classifier_of(model)
+    members = members_of(model)
     result = np.full((len(frames), TARGET_LENGTH), PAD, dtype=np.int32)
     starts = range(0, len(frames), batch_size)
     for start in tqdm(starts, desc="CTC decode", unit="batch", disable=not progress):
         batch = frames[start : start + batch_size]
-        logits = ops.convert_to_numpy(classifier(encoder.predict_on_batch(batch)))
+        logits = ops.convert_to_numpy(combine_logits(ctc_logits(members, batch)))
         result[start : start + len(batch)] = ctc_collapse(
             np.argmax(logits, axis=-1), frame_lengths(batch)
         )
@@ -266,15 +328,41 @@ def model_heads(model: Any) -> list[str]:
 
 
 def resolve_decoder(model: Any, decoder: str = "auto") -> str:
-    """``attention`` or ``ctc`` for ``model``; ``auto``: CTC when the model has a CTC head."""
+    """A decoder of ``DECODERS`` that ``model`` (or every model of a list) can run; ``auto``:
+    greedy CTC when every model has a CTC head, else the attention decoder."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-    available = model_heads(model)
+    members = members_of(model)
+    heads = [model_heads(m) for m in members]
     if decoder == "auto":
-        return available[0]
-    if decoder not in available:
-        raise ValueError(f"this model has no {decoder} head (it has: {', '.join(available)})")
+        decoder = "ctc" if all("ctc" in h for h in heads) else "attention"
+    for index, available in enumerate(heads):
+        missing = [head for head in DECODER_HEADS[decoder] if head not in available]
+        if missing:
+            which = "this model" if len(members) == 1 else f"member {index + 1}"
+            raise ValueError(
+                f"{which} has no {' or '.join(missing)} head, which the {decoder} decoder needs "
+                f"(it has: {', '.join(available)})"
+            )
     return decoder
+
+
+def beam_width(decoder: str, beam: int | None) -> int:
+    """The beam of ``decoder``: ``beam``, else 5 for ctc_beam/joint and 1 (greedy) otherwise."""
+    if beam is None:
+        return DEFAULT_BEAM if decoder in ("ctc_beam", "joint") else 1
+    if not 1 <= beam <= 16:
+        raise ValueError(f"beam must be in 1..16, got {beam}")
+    if decoder == "ctc" and beam != 1:
+        raise ValueError("the greedy ctc decoder has no beam; use --decoder ctc_beam")
+    return beam
+
+
+def search_ctc_weight(decoder: str, ctc_weight: float) -> float:
+    """The CTC prefix score's weight in ``beam_search`` for ``decoder``."""
+    if not 0.0 < ctc_weight < 1.0 and decoder == "joint":
+        raise ValueError(f"joint decoding needs 0 < ctc_weight_decoding < 1, got {ctc_weight}")
+    return {"ctc_beam": 1.0, "attention": 0.0}.get(decoder, ctc_weight)
 
 
 def decode(
@@ -284,9 +372,20 @@ def decode(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
     cached: bool = True,
+    beam: int | None = None,
+    ctc_weight: float = DEFAULT_CTC_WEIGHT_DECODING,
 ) -> np.ndarray:
-    """Ids (N, 32) of ``frames`` by the ``attention`` decoder or the ``ctc`` head
-    (``cached``: see ``greedy_decode``; CTC has no decoding loop to cache)."""
-    if resolve_decoder(model, decoder) == "ctc":
+    """Ids (N, 32) of ``frames`` by ``model`` or a list of models (an ensemble) with
+    ``decoder``: greedy ``attention`` or ``ctc``, ``ctc_beam`` or ``joint`` (``beam_search``
+    with ``beam`` hypotheses and CTC weight ``ctc_weight``; ``attention`` with ``beam`` > 1
+    too). ``cached``: see ``greedy_decode``; CTC has no decoding loop to cache."""
+    decoder = resolve_decoder(model, decoder)
+    beam = beam_width(decoder, beam)
+    if decoder == "ctc":
         return ctc_greedy_decode(model, frames, batch_size, progress)
-    return greedy_decode(model, frames, batch_size, progress, cached)
+    if decoder == "attention" and beam == 1:
+        return greedy_decode(model, frames, batch_size, progress, cached)
+    from aslfr_lib.beam_search import search_decode
+
+    weight = search_ctc_weight(decoder, ctc_weight)
+    return search_decode(model, frames, beam, weight, batch_size, progress)
