@@ -126,6 +126,9 @@ class TrainConfig(AugmentationConfig, ArchitectureConfig):
     decode_batch_size: int = param(256, "sequences per batch when greedy decoding")
     decoder: str = param("auto", "head of the validation score: auto (CTC if any), attention, ctc")
     verbose: int = param(1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch")
+    ctc_blank_bias: float = param(
+        0.0, "initial bias of the CTC head's blank logit (0: zeros, as every other class)"
+    )
     augment_after_alignment: bool = param(
         False, "augment only once the CTC loss has left the blank plateau (aslfr_lib.alignment)"
     )
@@ -570,6 +573,14 @@ def new_model(config: TrainConfig, data: Any = None) -> Any:
         config, frames=data.X_train.shape[1], features=data.X_train.shape[2]
     )
     model = build_model(model_config, means=data.means, stds=data.stds)
+    if config.ctc_blank_bias and model_config.has_ctc_head:
+        # Start where CTC first goes anyway (blank almost everywhere), not from uniform logits.
+        from aslfr_lib.model import CTC_BLANK, ctc_classifier_of
+
+        bias = ctc_classifier_of(model).bias
+        values = np.zeros(bias.shape, dtype="float32")
+        values[CTC_BLANK] = config.ctc_blank_bias
+        bias.assign(values)
     compile_model(model, config, math.ceil(len(data.X_train) / config.batch_size))
     return model
 

@@ -106,3 +106,14 @@ def test_aslfr_train_says_when_ctc_stays_on_the_plateau(tmp_path):
     assert state["ctc_plateau"] > 1.0
     fallback = json.loads((out / "fallback.json").read_text())
     assert set(fallback["phrase"]) <= set(CHAR_TO_ID) and fallback["min_hand_frames"] >= 1
+
+
+def test_blank_bias_starts_the_ctc_head_on_blanks(tmp_path):
+    from aslfr_lib.model import CTC_BLANK, ctc_classifier_of
+    from aslfr_lib.training import TrainConfig, new_model
+
+    processed = write_unreadable(tmp_path / "processed")
+    tiny = dict(encoder_dim=16, decoder_dim=16, num_heads=2, encoder_blocks=1, decoder_blocks=1)
+    config = TrainConfig(processed=str(processed), ctc_weight=0.5, ctc_blank_bias=3.0, **tiny)
+    bias = ops.convert_to_numpy(ctc_classifier_of(new_model(config)).bias)
+    assert bias[CTC_BLANK] == 3.0 and np.count_nonzero(bias) == 1
