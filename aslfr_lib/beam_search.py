@@ -149,6 +149,7 @@ def beam_search(
     ctc_weight: float,
     active: Any = None,
     with_scores: bool = False,
+    max_length: int = TARGET_LENGTH,
 ):
     """Ids (B, 32) int32 (characters, EOS, PAD) of the best finished hypothesis per sequence
     (``with_scores``: and its score (B,)).
@@ -159,7 +160,8 @@ def beam_search(
     ``ctc_log_probs`` (B, T, C): per-frame CTC log-probabilities (the members' mean), and
     ``lengths`` (B,) the valid frames of each; unused (may be None) when ``ctc_weight`` is 0.
     ``active`` (B,) bool: rows that are batch padding (False) never hold up the loop.
-    At most 31 characters: the last position only admits EOS, as every training target ends.
+    At most 31 characters: the last position only admits EOS, as every training target ends
+    (``max_length`` < 32: at most ``max_length - 1``, the benchmark's fixed phrase length).
     """
     if not 0.0 <= ctc_weight <= 1.0:
         raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
@@ -189,7 +191,7 @@ def beam_search(
     def keep_going(position, tokens, ids, attention, score, rn, rb, best, best_ids, selves):
         running_best = ops.max(score, axis=1)
         undecided = ops.any(ops.logical_and(running_best > DEAD, best < running_best))
-        return ops.logical_and(position < TARGET_LENGTH, undecided)
+        return ops.logical_and(position < max_length, undecided)
 
     def step(position, tokens, ids, attention, score, rn, rb, best, best_ids, selves):
         candidates = attention_candidates = None
@@ -211,7 +213,7 @@ def beam_search(
         if use_ctc:
             ctc = ctc_weight * prefix_scores(rn, rb, tokens, ctc_log_probs, lengths)
             candidates = ctc if candidates is None else candidates + ctc
-        last_position = position >= TARGET_LENGTH - 1
+        last_position = position >= max_length - 1
         allowed = ops.where(
             last_position, eos_column, ops.logical_or(character_column, eos_column)
         )  # (C,)
@@ -224,7 +226,9 @@ def beam_search(
         top_index = ops.cast(top_index, "int32")
         ends = ops.logical_and(ops.equal(top_index % NUM_CLASSES, EOS), top_scores > DEAD)
         ending = ops.where(ends, top_scores, NEG)
-        chosen = ops.cast(ops.argmax(ending, axis=1), "int32")  # (B,)
+        # top_k sorts, so the first EOS is the best (an integer argmax: the float one is a
+        # bitwise op in Keras's TensorFlow backend, which TFLite lacks)
+        chosen = ops.cast(ops.argmax(ops.cast(ends, "int32"), axis=1), "int32")  # (B,)
         ended_score = ops.max(ending, axis=1)
         ended_parent = _pick(top_index // NUM_CLASSES, chosen, beam)  # (B,)
         ended_ids = ops.take(ops.reshape(ids, (-1, TARGET_LENGTH)),

@@ -99,6 +99,8 @@ def evaluate(
     decoder: str = "auto",
     fallback: Any = None,
     hand_frames: Sequence[int] | None = None,
+    beam: int | None = None,
+    ctc_weight: float = 0.3,
 ) -> EvaluationResult:
     """Batched greedy decoding of ``X`` with ``model`` (``decoder``: attention, ctc or auto =
     CTC when the model has a CTC head), scored against target ids ``y``. With a ``fallback``
@@ -108,7 +110,9 @@ def evaluate(
 
     if len(X) != len(y):
         raise ValueError(f"{len(X)} frame sequences but {len(y)} targets")
-    ids = decode(model, np.asarray(X), decoder, batch_size, progress=progress)
+    ids = decode(  # model: one, or a list (ensemble); beam, ctc_weight: decoding.decode's
+        model, np.asarray(X), decoder, batch_size, progress, beam=beam, ctc_weight=ctc_weight
+    )
     predictions = ids_to_phrases(ids)
     if fallback is not None:
         if hand_frames is None:
@@ -142,14 +146,18 @@ def baseline_scores(train_phrases: Sequence[str], targets: Sequence[str]) -> dic
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
-    model: str = param("outputs/train", "run folder (uses best.keras) or a .keras file")
+    model: str | tuple[str, ...] = param(
+        "outputs/train", "run folder (uses best.keras) or a .keras file; repeat for an ensemble"
+    )
     processed: str = param("data/processed", "folder of preprocessed arrays")
     split: str = param("val", "val or train")
     out: str | None = param(None, "folder for the metrics JSON, table and plot (default: model's)")
     batch_size: int = param(256, "sequences per greedy-decoding batch")
     worst: int = param(WORST_SHOWN, "worst predictions to print")
     backend: str = param("tensorflow", "Keras backend: tensorflow or jax")
-    decoder: str = param("auto", "auto (CTC head if any), attention or ctc")
+    decoder: str = param("auto", "auto (CTC head if any), attention, ctc, ctc_beam or joint")
+    beam: int | None = param(None, "beam width of ctc_beam and joint (default 5)")
+    ctc_weight_decoding: float = param(0.3, "joint: weight of the CTC prefix score")
 
 
 def model_path(model: str | Path) -> Path:
@@ -172,16 +180,21 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
 
     if config.split not in ("val", "train"):
         raise ValueError(f"split must be 'val' or 'train', got {config.split!r}")
-    path = model_path(config.model)
+    from aslfr_lib.ensemble import check_members, model_list
+
+    paths = [model_path(m) for m in model_list(config.model)]
+    path = paths[0]  # an ensemble's fallback and default output folder: its first member's
     import_keras(config.backend)
     from aslfr_lib import fallback
     from aslfr_lib.checkpoints import load_checkpoint
     from aslfr_lib.data import load_training_data
     from aslfr_lib.model import model_frames
 
-    model = load_checkpoint(path, compile=False)
+    models = [load_checkpoint(p, compile=False) for p in paths]
+    check_members(models, [str(p) for p in paths])
+    model = models[0] if len(models) == 1 else models
     run_fallback = fallback.load(path.parent)
-    data = load_training_data(config.processed, frames=model_frames(model))  # resized to fit
+    data = load_training_data(config.processed, frames=model_frames(models[0]))  # resized to fit
     X, y = data.split(config.split)
     if len(X) == 0:
         raise ValueError(
@@ -198,6 +211,8 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
         config.decoder,
         run_fallback,
         data.ragged(config.split).lengths,
+        config.beam,
+        config.ctc_weight_decoding,
     )
     if config.split == "val":  # every held-out sequence counts; the trainable ones, labelled
         result.table["trainable"] = data.val_trainable
@@ -211,6 +226,8 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
 
     decoder = resolve_decoder(model, config.decoder)
     summary = {**result.summary(), "model": str(path), "split": config.split, "decoder": decoder}
+    if len(paths) > 1:
+        summary["members"] = [str(p) for p in paths]
     summary["fallback"] = None if run_fallback is None else run_fallback.to_dict()
     atomic.write_json(files["metrics"], summary)
     atomic.write_text(files["predictions"], result.table.to_csv(index=False))
@@ -223,6 +240,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="aslfr evaluate", description=__doc__.split("\n")[0])
     add_arguments(parser, EvaluateConfig)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from aslfr_lib.ensemble import repeatable_model_flag
+
+    parser = repeatable_model_flag(parser)
     args = parser.parse_args(argv)
     try:
         config = from_args(EvaluateConfig, args)

@@ -808,20 +808,40 @@ def train(config: TrainConfig) -> TrainResult:
     )
 
 
+def seed_runs(config: TrainConfig, seeds: str) -> list[TrainConfig]:
+    """``--seeds 42,43,44``: one config per seed, writing ``OUT/seed42``, ``OUT/seed43``, ...
+    (ensemble members: ``aslfr export --model OUT/seed42 --model OUT/seed43 ...``)."""
+    try:
+        values = [int(seed) for seed in seeds.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds must be integers separated by commas, got {seeds!r}") from None
+    if len(set(values)) != len(values):
+        raise ValueError(f"--seeds repeats a seed: {seeds!r}")
+    out = Path(config.out)
+    return [dataclasses.replace(config, seed=s, out=str(out / f"seed{s}")) for s in values]
+
+
 def main(argv: list[str]) -> int:
     parser = stage_parser(TrainConfig, "aslfr train", __doc__.split("\n")[0])
+    parser.add_argument(
+        "--seeds",
+        help="train one model per seed, e.g. 42,43,44, into OUT/seed42, OUT/seed43, ... "
+        "(one after another; ensemble members for aslfr export --model ... --model ...)",
+    )
     args = parser.parse_args(argv)
     try:
         config = stage_config(TrainConfig, args, "train")
-        result = train(config)
+        runs = seed_runs(config, args.seeds) if args.seeds else [config]
+        for run_config in runs:
+            result = train(run_config)
+            best = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
+            print(
+                f"aslfr train: {result.epochs_completed} epochs in {result.seconds:.0f} s; best "
+                f"validation score {best} (epoch {result.best_epoch}); models in {result.out}"
+            )
     except (ValueError, FileNotFoundError, BackendError) as error:  # CheckpointError: ValueError
         print(f"aslfr train: error: {error}", file=sys.stderr)
         return 1
-    best = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
-    print(
-        f"aslfr train: {result.epochs_completed} epochs in {result.seconds:.0f} s; best "
-        f"validation score {best} (epoch {result.best_epoch}); models in {result.out}"
-    )
     return 0
 
 

@@ -20,8 +20,8 @@ import keras  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from helpers import tiny_config  # noqa: E402
 
-from aslfr_lib import export, landmarks, pipeline, vocab  # noqa: E402
-from aslfr_lib.decoding import greedy_decode, ids_to_phrases  # noqa: E402
+from aslfr_lib import ensemble, export, landmarks, pipeline, vocab  # noqa: E402
+from aslfr_lib.decoding import decode, greedy_decode, ids_to_phrases  # noqa: E402
 from aslfr_lib.export import inference, reference, stage, tflite  # noqa: E402
 from aslfr_lib.export.preprocessing import preprocess_tf  # noqa: E402
 from aslfr_lib.layers import has_landmarks  # noqa: E402
@@ -471,3 +471,114 @@ def test_max_steps_stops_decoding_early(model, raw_sequences, harness):
     ids = np.argmax(stopped, axis=1)
     np.testing.assert_array_equal(ids[:3], full[:3])
     assert (ids[3:] == vocab.PAD).all()
+
+
+# ----------------------------------------------------------------------------------------------
+# Ensembles and the search decoders (beam_search): the same phrases as Keras
+
+
+JOINT = dataclasses.replace(TINY, ctc_weight=0.5)
+
+
+@pytest.fixture(scope="module")
+def joint_models(processed_data):
+    """Two members with both heads, different seeds and the data's normalisation."""
+    data = processed_data
+    return [
+        tiny_model(data.means, data.stds, JOINT, seed, calibration_frames=data.X_val[:100])
+        for seed in (0, 1)
+    ]
+
+
+def keras_phrases(models, raws, decoder, beam=None) -> list[str]:
+    frames = np.stack([preprocess_sequence(raw, frames=FRAMES) for raw in raws])
+    return ids_to_phrases(decode(models, frames, decoder, beam=beam))
+
+
+SEARCH_CASES = {
+    "ctc_beam": (1, "ctc_beam", 3),
+    "joint, 2 members": (2, "joint", 3),
+    "joint greedy": pytest.param((1, "joint", 1), marks=pytest.mark.slow),
+    "attention beam": pytest.param((1, "attention", 2), marks=pytest.mark.slow),
+    "ctc, 2 members": pytest.param((2, "ctc", None), marks=pytest.mark.slow),
+    "attention, 2 members": pytest.param((2, "attention", None), marks=pytest.mark.slow),
+}
+
+
+@pytest.mark.parametrize("case", list(SEARCH_CASES.values()), ids=list(SEARCH_CASES))
+def test_search_and_ensemble_exports_give_the_keras_phrases(case, joint_models, raw_sequences):
+    """Builtin ops only, and the phrases of ``decoding.decode`` on the same sequences (float32
+    weights), edge inputs included."""
+    count, decoder, beam = case
+    models = joint_models[:count]
+    module = inference.InferenceModule(models, decoder=decoder, beam=beam)
+    flatbuffer = tflite.convert(module)
+    assert b"Flex" not in flatbuffer
+    raws = [*sample_raw(raw_sequences, 24), *edge_inputs().values()]
+    tflite_phrases = [harness_phrase(run_flatbuffer(flatbuffer, raw)) for raw in raws]
+    assert tflite_phrases == keras_phrases(models, raws, decoder, beam)
+    assert len(set(tflite_phrases)) > 5
+
+
+@pytest.mark.slow
+def test_ensemble_export_command_writes_one_model_that_equals_keras(
+    joint_models, dataset, tmp_path, capsys
+):
+    data, processed = dataset
+    members = []
+    for index, model in enumerate(joint_models):
+        folder = tmp_path / f"seed{index}"
+        folder.mkdir()
+        model.save(folder / "best.keras")
+        members += ["--model", str(folder)]
+    out = tmp_path / "submission"
+    code = export.main(
+        [
+            *members,
+            *["--out", str(out), "--processed", str(processed), "--data", str(data)],
+            *["--decoder", "joint", "--beam", "2", "--limit", "20", "--quiet"],
+            "--no-dynamic-range",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / pipeline.STAGE_METRICS).read_text())
+    assert metrics["export"]["members"] == [
+        str(tmp_path / "seed0" / "best.keras"),
+        str(tmp_path / "seed1" / "best.keras"),
+    ]
+    assert (metrics["export"]["decoder"], metrics["export"]["beam"]) == ("joint", 2)
+    assert metrics["keras_tflite_match"] == 1.0
+    assert metrics["keras_tflite_compared"] == 20
+
+
+def test_members_must_share_frames_naming_both_checkpoints(joint_models, tmp_path):
+    shorter = build_model(dataclasses.replace(JOINT, frames=32))
+    with pytest.raises(ensemble.EnsembleError, match=r"a.keras and b.keras differ in frames"):
+        export.export_model([joint_models[0], shorter], tmp_path, members=["a.keras", "b.keras"])
+    narrower = build_model(dataclasses.replace(JOINT, features=6))
+    with pytest.raises(ensemble.EnsembleError, match=r"member 1 and member 2 differ in features"):
+        export.export_model([joint_models[0], narrower], tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_too_large_ensembles_say_which_members_to_drop(joint_models, tmp_path):
+    with pytest.raises(tflite.ModelTooLargeError, match="ensemble of 2: no member fits alone"):
+        export.export_model(joint_models, tmp_path, max_size_mb=0.01, members=["a", "b"])
+    advice = ensemble.drop_advice(30_000_000, 25_000_000, [1, 1, 1], ["s42", "s43", "s44"])
+    assert advice == "drop 1 member(s) to fit: s44 (~10.0 MB)"
+    advice = ensemble.drop_advice(30_000_000, 12_000_000, [1, 1, 1], ["s42", "s43", "s44"])
+    assert advice.startswith("drop 2 member(s) to fit: s43 (~10.0 MB), s44")
+
+
+def test_export_command_takes_repeated_models_and_search_options(tmp_path, capsys):
+    code = export.main(["--model", str(tmp_path / "a"), "--model", str(tmp_path / "b")])
+    assert code == 1
+    assert "a/best.keras: no such model file" in capsys.readouterr().err
+    config = export.ExportConfig(model=["a", "b"], decoder="joint", beam=3)
+    assert config.models == ("a", "b")
+    assert export.ExportConfig(model=("a",)).model == "a"  # one model stays a string
+    with pytest.raises(ValueError, match="beam"):
+        export.ExportConfig(beam=0)
+    from aslfr_lib.decoding import DECODERS
+
+    assert export.command.DECODERS == DECODERS

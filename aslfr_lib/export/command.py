@@ -10,11 +10,12 @@ import dataclasses
 import json
 import sys
 
+from aslfr_lib import ensemble  # TF-free
 from aslfr_lib.config import param, stage_config, stage_parser
 from aslfr_lib.submission import DEFAULT_TEST_SEQUENCES  # TF-free
 
 CHECKPOINTS = ("best", "last")
-DECODERS = ("auto", "attention", "ctc")
+DECODERS = ("auto", "attention", "ctc", "ctc_beam", "joint")  # decoding.DECODERS (TF-free)
 QUANTIZATIONS = ("float32", "fp16", "dynamic_range")
 MAX_MODEL_MB = 40.0  # Kaggle's limit on the submitted model
 
@@ -35,10 +36,20 @@ def quantization_of(fp16: bool = False, dynamic_range: bool = False) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
-    model: str = param("outputs/model", "trained model folder (best.keras, last.keras) or a .keras")
+    model: str | tuple[str, ...] = param("outputs/model", ensemble.MODEL_HELP)
     out: str = param("outputs/submission", "folder for model.tflite, inference_args.json, zip")
     checkpoint: str = param("best", "checkpoint of the model folder: best or last")
-    decoder: str = param("auto", "auto (CTC head if the model has one), attention or ctc")
+    decoder: str = param(
+        "auto",
+        "auto (greedy CTC if the model has a CTC head), attention, ctc, ctc_beam (CTC prefix "
+        "beam search) or joint (attention + CTC prefix scores)",
+    )
+    beam: int | None = param(
+        None, "beam width of ctc_beam and joint (default 5); attention: > 1 for a beam search"
+    )
+    ctc_weight_decoding: float = param(
+        0.3, "joint: weight of the CTC prefix score (the attention decoder's: 1 - it)"
+    )
     fp16: bool = param(False, "float16 weights: half the file (wins over dynamic_range)")
     dynamic_range: bool = param(
         True, "int8 weights (default: same score measured, docs/recipes.md); --no-: float32"
@@ -60,6 +71,13 @@ class ExportConfig:
     )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model", ensemble.single_or_tuple(self.model))
+        if self.beam is not None and not 1 <= self.beam <= 16:
+            raise ValueError(f"beam must be in 1..16, got {self.beam}")
+        if not 0.0 <= self.ctc_weight_decoding <= 1.0:
+            raise ValueError(
+                f"ctc_weight_decoding must be in [0, 1], got {self.ctc_weight_decoding}"
+            )
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.checkpoint not in CHECKPOINTS:
@@ -72,6 +90,11 @@ class ExportConfig:
     def quantization(self) -> str:
         return quantization_of(self.fp16, self.dynamic_range)
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The model folders or files: one, or an ensemble's members."""
+        return ensemble.model_list(self.model)
+
 
 def main(argv: list[str]) -> int:
     parser = stage_parser(
@@ -80,6 +103,7 @@ def main(argv: list[str]) -> int:
         "write model.tflite, inference_args.json and submission.zip for Kaggle's harness",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser = ensemble.repeatable_model_flag(parser)
     args = parser.parse_args(argv)
     try:
         config = stage_config(ExportConfig, args, "export")

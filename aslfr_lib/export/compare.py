@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aslfr_lib.decoding import decode, ids_to_phrases
+from aslfr_lib.decoding import (
+    DEFAULT_CTC_WEIGHT_DECODING,
+    decode,
+    ids_to_phrases,
+    members_of,
+)
 from aslfr_lib.model import model_frames
 from aslfr_lib.preprocess import clean_sequence, preprocess_sequence
 from aslfr_lib.runner import HarnessRunner, Submission
@@ -35,6 +40,8 @@ def compare_predictions(
     cached: bool = True,
     decoder: str = "attention",
     fallback: Any = None,
+    beam: int | None = None,
+    ctc_weight: float = DEFAULT_CTC_WEIGHT_DECODING,
 ) -> pd.DataFrame:
     """One row per sequence: the true phrase, Keras's and the .tflite's greedy phrases, match.
 
@@ -42,11 +49,13 @@ def compare_predictions(
     bakes the same one into the graph). ``cached=False`` decodes the Keras side with the full
     decoder instead of ``decoding.decode_step`` (which the export shares), for an independent
     check. ``decoder`` is the head the submission decodes with (``ExportResult.decoder``);
-    ``fallback`` the run's ``aslfr_lib.fallback.Fallback`` that the export baked in.
+    ``fallback`` the run's ``aslfr_lib.fallback.Fallback`` that the export baked in;
+    ``beam``/``ctc_weight`` the search's (``ExportResult.beam``, ``.ctc_weight_decoding``).
+    ``model`` may be a list of models (an ensemble export).
     """
     runner = HarnessRunner(submission, num_threads=1)
     rows, _ = select_sequences(data, processed, split, limit)
-    frames_per_sequence = model_frames(model)
+    frames_per_sequence = model_frames(members_of(model)[0])
     records, inputs, hand_frames = [], [], []
     for row, frames in iter_sequences(data, rows, runner.selected_columns, progress):
         records.append(
@@ -59,7 +68,15 @@ def compare_predictions(
         )
         inputs.append(preprocess_sequence(frames, frames=frames_per_sequence, mirror=mirror))
         hand_frames.append(len(clean_sequence(frames, mirror=mirror)))
-    ids = decode(model, np.stack(inputs), decoder, progress=progress, cached=cached)
+    ids = decode(
+        model,
+        np.stack(inputs),
+        decoder,
+        progress=progress,
+        cached=cached,
+        beam=beam,
+        ctc_weight=ctc_weight,
+    )
     keras_phrases = ids_to_phrases(ids)
     if fallback is not None:
         keras_phrases = fallback.apply(keras_phrases, hand_frames)

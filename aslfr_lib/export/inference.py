@@ -7,6 +7,14 @@
       -> tf.while_loop: decode_step at one position, until EOS or 32 steps
       -> outputs [32, 62]: one-hot of the predicted ids, PAD after EOS
 
+Other decoders (``decoder``): ``ctc``, greedy CTC on the encoder's CTC head (no loop);
+``ctc_beam`` and ``joint``, ``beam_search.beam_search`` (CTC prefix scores, with the attention
+decoder's for ``joint``) traced into nested ``tf.while_loop``s; ``attention`` with ``beam`` > 1
+the same search without CTC. Ensembles (a list of models): every member's encoder runs on the
+same preprocessed frames, each with its own normalisation and feature layers, and the members'
+log-probabilities are averaged per frame (CTC) or per step (attention, one loop with a KV cache
+per member). ``InferenceModule.decode`` produces the rows, ``_serve`` applies the fallback.
+
 Kaggle's harness decodes ``outputs`` with ``argmax`` per row and drops ids outside its character
 map; PAD, SOS and EOS are such ids, so the rows from EOS on decode to nothing.
 
@@ -37,7 +45,18 @@ import tensorflow as tf
 from keras import ops
 
 from aslfr_lib import landmarks
-from aslfr_lib.decoding import decode_step, init_decoder_cache, resolve_decoder
+from aslfr_lib.beam_search import beam_search
+from aslfr_lib.decoding import (
+    DEFAULT_CTC_WEIGHT_DECODING,
+    beam_width,
+    combine_logits,
+    decode_step,
+    init_decoder_cache,
+    mean_log_probs,
+    members_of,
+    resolve_decoder,
+    search_ctc_weight,
+)
 from aslfr_lib.export.preprocessing import hand_frame_count_tf, preprocess_tf
 from aslfr_lib.layers import has_landmarks
 from aslfr_lib.model import (
@@ -146,12 +165,20 @@ def decoder_cache(model: Any, encoded: tf.Tensor, frame_mask: tf.Tensor) -> dict
     return cache
 
 
+def _tile_rows(value: tf.Tensor, beam: int) -> tf.Tensor:
+    """(1, ...) -> (beam, ...): a sequence's decoder cache for each beam hypothesis."""
+    return tf.tile(value, tf.concat([[beam], tf.ones([tf.rank(value) - 1], tf.int32)], 0))
+
+
 class InferenceModule(tf.Module):
     """``serving_default``: inputs [None, 164] float32 -> {"outputs": [32, 62] float32}.
 
-    ``outputs="logits"`` returns each computed step's logits instead (zeros after the last
-    step), for checking the cached steps against the full decoder. ``max_steps`` < 32 stops
-    decoding early whatever the model predicts (the benchmark's fixed phrase length).
+    ``model``: one Keras model, or a list of them (an ensemble: same frames and vocabulary,
+    ``aslfr_lib.ensemble.check_members``). ``outputs="logits"`` returns each computed step's
+    logits instead (zeros after the last step), for checking the cached steps against the full
+    decoder (greedy attention only). ``max_steps`` < 32 stops decoding early whatever the model
+    predicts (the benchmark's fixed phrase length). ``beam``/``ctc_weight``: see
+    ``decoding.decode``.
     """
 
     def __init__(
@@ -163,27 +190,37 @@ class InferenceModule(tf.Module):
         outputs: str = "one_hot",
         decoder: str = "attention",
         fallback: Any = None,
+        beam: int | None = None,
+        ctc_weight: float = DEFAULT_CTC_WEIGHT_DECODING,
     ):
         super().__init__(name="aslfr_inference")
         # aslfr_lib.fallback.Fallback: its phrase for inputs with too few hand frames.
         self.fallback = fallback if outputs == "one_hot" else None
-        decoder = resolve_decoder(model, decoder)  # one the model has
-        if decoder == "ctc" and outputs != "one_hot":
-            raise ValueError("a CTC export returns one-hot rows only")
+        self.members = members_of(model)
+        decoder = resolve_decoder(self.members, decoder)  # one every member has
+        self.beam = beam_width(decoder, beam)
+        self.searching = decoder in ("ctc_beam", "joint") or self.beam > 1
+        self.ctc_weight = search_ctc_weight(decoder, ctc_weight)
+        if (decoder == "ctc" or self.searching) and outputs != "one_hot":
+            raise ValueError(f"a {decoder} export returns one-hot rows only")
         self.decoder = decoder
         if outputs not in OUTPUT_KINDS:
             raise ValueError(f"outputs must be one of {OUTPUT_KINDS}, got {outputs!r}")
         if not 1 <= max_steps <= TARGET_LENGTH:
             raise ValueError(f"max_steps must be in 1..{TARGET_LENGTH}, got {max_steps}")
-        self.model = model
+        self.model = self.members[0]
         # Trap: tf.Module does not find the variables of a Keras 3 model held as an attribute;
         # the converter then writes a file without weights that fails at run time
         # (READ_VARIABLE ... variable != nullptr). Holding the tf.Variables themselves fixes it.
-        self.model_variables = [weight.value for weight in model.weights]
-        self.frames = model_frames(model)
+        self.model_variables = [weight.value for m in self.members for weight in m.weights]
+        frames = {model_frames(m) for m in self.members}
+        if len(frames) > 1:
+            raise ValueError(f"ensemble members have different frame counts {sorted(frames)}")
+        self.frames = frames.pop()
         self.mirror = mirror
-        self.skip_empty_frames = skip_empty_frames and not (
-            has_decoder(model) and uses_causal_cross_attention(model)
+        # One set of rows for every member: the plain encoder if any member needs it.
+        self.skip_empty_frames = skip_empty_frames and not any(
+            has_decoder(m) and uses_causal_cross_attention(m) for m in self.members
         )
         self.max_steps = max_steps
         self.outputs = outputs
@@ -194,32 +231,70 @@ class InferenceModule(tf.Module):
             ],
         )
 
-    def encode(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Raw [n, 164] -> (encoded (1, k, D), frame mask (1, k))."""
+    def encode(self, inputs: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
+        """Raw [n, 164] -> (each member's encoded (1, k, D), frame mask (1, k)); preprocessed
+        once: members share frames and mirroring, each normalises inside its encoder."""
         frames = preprocess_tf(inputs, frames=self.frames, mirror=self.mirror)
         frames = tf.reshape(frames, [1, self.frames, landmarks.NUM_FEATURES])
         if self.skip_empty_frames:
-            return encode_frames_with_landmarks(self.model, frames)
-        return encoder_of(self.model)(frames, training=False), has_landmarks(frames)
+            encoded = [encode_frames_with_landmarks(m, frames) for m in self.members]
+            return [x for x, _ in encoded], encoded[0][1]
+        encoded = [encoder_of(m)(frames, training=False) for m in self.members]
+        return encoded, has_landmarks(frames)
 
     def _serve(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        if self.decoder == "ctc":
-            decoded = self._serve_ctc(inputs)
-        else:
-            decoded = self._serve_attention(inputs)
+        decoded = self.decode(inputs)
         if self.fallback is None:
-            return decoded
+            return {OUTPUT_NAME: decoded}
         # The one place the final rows are chosen: the fallback phrase where the input shows a
         # hand in fewer than min_hand_frames frames (a SELECT, no control flow).
         fixed = tf.one_hot(encode(self.fallback.phrase), NUM_CLASSES, dtype=tf.float32)
         too_few = hand_frame_count_tf(inputs) < self.fallback.min_hand_frames
-        return {OUTPUT_NAME: tf.where(too_few, fixed, decoded[OUTPUT_NAME])}
+        return {OUTPUT_NAME: tf.where(too_few, fixed, decoded)}
 
-    def _serve_ctc(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+    def decode(self, inputs: tf.Tensor) -> tf.Tensor:
+        """Raw [n, 164] -> the decoder's rows [32, 62] float32 (before the fallback)."""
+        if self.decoder == "ctc":
+            return self._decode_ctc(inputs)
+        if self.searching:
+            return self._decode_search(inputs)
+        return self._decode_attention(inputs)
+
+    def _ctc_logits(self, encoded: list[tf.Tensor]) -> list[tf.Tensor]:
+        return [ctc_classifier_of(m)(x) for m, x in zip(self.members, encoded, strict=True)]
+
+    def _decode_search(self, inputs: tf.Tensor) -> tf.Tensor:
+        """``beam_search`` over the members' mean log-probabilities, for one sequence."""
+        encoded, frame_mask = self.encode(inputs)  # [(1, k, D)], (1, k)
+        count = tf.shape(frame_mask)[1]
+        positions = tf.reshape(tf.range(1, count + 1), [1, -1])
+        lengths = tf.reshape(tf.reduce_max(tf.where(frame_mask, positions, 0), axis=1), [1])
+        ctc_log_probs, caches = None, []
+        if self.ctc_weight > 0:
+            log_probs = mean_log_probs(self._ctc_logits(encoded))  # (1, k, 62)
+            missing = tf.maximum(self.frames - count, 0)  # the search wants a fixed shape: pad
+            log_probs = tf.pad(log_probs, tf.reshape(tf.stack([0, 0, 0, missing, 0, 0]), [3, 2]))
+            ctc_log_probs = tf.reshape(log_probs, [1, self.frames, NUM_CLASSES])
+        if self.ctc_weight < 1:
+            for member, x in zip(self.members, encoded, strict=True):
+                cache = decoder_cache(member, x, frame_mask)
+                caches.append({name: _tile_rows(value, self.beam) for name, value in cache.items()})
+        ids = beam_search(
+            self.members,
+            caches,
+            ctc_log_probs,
+            lengths,
+            self.beam,
+            self.ctc_weight,
+            max_length=self.max_steps,
+        )
+        return tf.one_hot(tf.reshape(ids, [TARGET_LENGTH]), NUM_CLASSES, dtype=tf.float32)
+
+    def _decode_ctc(self, inputs: tf.Tensor) -> tf.Tensor:
         """Greedy CTC: per-frame argmax, repeats merged, blanks (PAD) and SOS/EOS dropped;
         ``decoding.ctc_collapse`` in builtin ops. No loop: one encoder pass and a gather."""
-        encoded, frame_mask = self.encode(inputs)  # (1, k, D), (1, k)
-        logits = ctc_classifier_of(self.model)(encoded)  # (1, k, 62)
+        encoded, frame_mask = self.encode(inputs)  # [(1, k, D)], (1, k)
+        logits = combine_logits(self._ctc_logits(encoded))  # (1, k, 62)
         best = tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), [-1])  # (k,)
         count = tf.size(best)
         previous = tf.gather(tf.concat([tf.constant([-1], tf.int32), best], 0), tf.range(count))
@@ -235,23 +310,25 @@ class InferenceModule(tf.Module):
             [characters, tf.constant([EOS], tf.int32), tf.fill([TARGET_LENGTH], PAD)], axis=0
         )
         ids = tf.gather(ids, tf.range(TARGET_LENGTH))  # characters, EOS, PAD: (32,)
-        return {OUTPUT_NAME: tf.one_hot(ids, NUM_CLASSES, dtype=tf.float32)}
+        return tf.one_hot(ids, NUM_CLASSES, dtype=tf.float32)
 
-    def _serve_attention(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _decode_attention(self, inputs: tf.Tensor) -> tf.Tensor:
+        """Greedy attention decoding, one KV-cached loop for every member."""
         encoded, frame_mask = self.encode(inputs)
-        cache = decoder_cache(self.model, encoded, frame_mask)
+        caches = [
+            decoder_cache(m, x, frame_mask) for m, x in zip(self.members, encoded, strict=True)
+        ]
         rows = tf.range(TARGET_LENGTH)
 
-        def keep_going(position, token, predicted, step_logits, finished, self_key, self_value):
+        def keep_going(position, token, predicted, step_logits, finished, selves):
             return tf.logical_and(position < self.max_steps, tf.logical_not(finished))
 
-        def step(position, token, predicted, step_logits, finished, self_key, self_value):
-            logits, updated = decode_step(
-                self.model,
-                {**cache, "self_key": self_key, "self_value": self_value},
-                token,
-                position,
-            )  # (1, 62)
+        def step(position, token, predicted, step_logits, finished, selves):
+            stepped = [
+                decode_step(m, {**cache, "self_key": key, "self_value": value}, token, position)
+                for m, cache, (key, value) in zip(self.members, caches, selves, strict=True)
+            ]
+            logits = combine_logits([logits for logits, _ in stepped])  # (1, 62)
             next_token = tf.argmax(logits, axis=-1, output_type=tf.int32)  # (1,)
             here = tf.equal(rows, position)  # (32,)
             predicted = tf.where(here, next_token, predicted)
@@ -259,15 +336,8 @@ class InferenceModule(tf.Module):
                 tf.reshape(here, [TARGET_LENGTH, 1]), tf.cast(logits, tf.float32), step_logits
             )
             finished = tf.equal(tf.reshape(next_token, []), EOS)
-            return (
-                position + 1,
-                next_token,
-                predicted,
-                step_logits,
-                finished,
-                updated["self_key"],
-                updated["self_value"],
-            )
+            selves = [(cache["self_key"], cache["self_value"]) for _, cache in stepped]
+            return position + 1, next_token, predicted, step_logits, finished, selves
 
         state = (
             tf.constant(0, tf.int32),
@@ -275,13 +345,12 @@ class InferenceModule(tf.Module):
             tf.fill([TARGET_LENGTH], tf.constant(PAD, tf.int32)),  # PAD where nothing decoded
             tf.zeros([TARGET_LENGTH, NUM_CLASSES], tf.float32),
             tf.constant(False),
-            cache["self_key"],
-            cache["self_value"],
+            [(cache["self_key"], cache["self_value"]) for cache in caches],
         )
-        _, _, predicted, step_logits, _, _, _ = tf.while_loop(keep_going, step, state)
+        _, _, predicted, step_logits, _, _ = tf.while_loop(keep_going, step, state)
         if self.outputs == "logits":
-            return {OUTPUT_NAME: step_logits}
-        return {OUTPUT_NAME: tf.one_hot(predicted, NUM_CLASSES, dtype=tf.float32)}
+            return step_logits
+        return tf.one_hot(predicted, NUM_CLASSES, dtype=tf.float32)
 
     def __call__(self, inputs) -> dict[str, tf.Tensor]:
         return self.serve(tf.convert_to_tensor(inputs, tf.float32))

@@ -17,14 +17,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
 
+from aslfr_lib import ensemble
 from aslfr_lib import stage_metrics as stage_metrics_file
 from aslfr_lib.checkpoints import CheckpointError, load_checkpoint
 from aslfr_lib.config import to_dict
+from aslfr_lib.decoding import DEFAULT_CTC_WEIGHT_DECODING
 from aslfr_lib.export import tflite
 from aslfr_lib.export.artifacts import SubmissionPaths, write_submission
 from aslfr_lib.export.command import ExportConfig, ExportError
@@ -51,6 +54,9 @@ class ExportResult:
     model: Any = dataclasses.field(repr=False)  # the Keras model, for comparisons
     decoder: str = "attention"  # the head the TFLite graph decodes with
     fallback: Any = None  # aslfr_lib.fallback.Fallback baked into the graph, or None
+    beam: int = 1  # hypotheses of the search decoders (1: greedy)
+    ctc_weight_decoding: float = 0.0  # the CTC prefix score's weight in the search
+    members: tuple[str, ...] = ()  # an ensemble's checkpoints ("<in memory>" each), in order
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -60,6 +66,9 @@ class ExportResult:
             "checkpoint": self.checkpoint,
             "quantization": self.quantization,
             "decoder": self.decoder,
+            "beam": self.beam,
+            "ctc_weight_decoding": self.ctc_weight_decoding,
+            "members": list(self.members) or [self.checkpoint],
             "mirror": self.mirror,
             "skip_empty_frames": self.skip_empty_frames,
             "frames": self.frames,
@@ -164,25 +173,49 @@ def export_model(
     checkpoint: str = "<in memory>",
     decoder: str = "auto",
     fallback: Any = None,
+    beam: int | None = None,
+    ctc_weight_decoding: float = DEFAULT_CTC_WEIGHT_DECODING,
+    members: Sequence[str] | None = None,
 ) -> ExportResult:
-    """Convert a Keras model into the submission files in ``out``; nothing is written when the
-    conversion fails or the file is too large. ``decoder``: attention (KV-cached greedy loop),
-    ctc (greedy CTC on the encoder, no loop) or auto (CTC when the model has a CTC head)."""
-    from aslfr_lib.decoding import resolve_decoder
+    """Convert a Keras model, or a list of them (an ensemble in one graph), into the submission
+    files in ``out``; nothing is written when the conversion fails or the file is too large.
+    ``decoder``: attention (KV-cached greedy loop), ctc (greedy CTC on the encoder, no loop),
+    ctc_beam or joint (``beam_search`` with ``beam`` hypotheses; ``ctc_weight_decoding``) or
+    auto (CTC when the models have a CTC head). ``members``: the checkpoints' names, for
+    messages (an ensemble too large says which to drop)."""
+    from aslfr_lib.decoding import members_of, resolve_decoder
 
     require_tensorflow_backend()
     started = time.perf_counter()
-    model = float32_model(model)
-    decoder = resolve_decoder(model, decoder)
+    models = [float32_model(m) for m in members_of(model)]
+    default = [checkpoint] if len(models) == 1 else [f"member {i + 1}" for i in range(len(models))]
+    names = list(members) if members else default
+    ensemble.check_members(models, names)
+    decoder = resolve_decoder(models, decoder)
     module = InferenceModule(
-        model,
+        models,
         mirror=mirror,
         skip_empty_frames=skip_empty_frames,
         decoder=decoder,
         fallback=fallback,
+        beam=beam,
+        ctc_weight=ctc_weight_decoding,
     )
     model_bytes = tflite.convert(module, quantization)
-    tflite.check_size(len(model_bytes), max_size_mb)
+    try:
+        tflite.check_size(len(model_bytes), max_size_mb)
+    except tflite.ModelTooLargeError as error:
+        if len(models) == 1:
+            raise
+        advice = ensemble.drop_advice(
+            len(model_bytes),
+            int(max_size_mb * tflite.BYTES_PER_MB),
+            [m.count_params() for m in models],
+            names,
+        )
+        raise tflite.ModelTooLargeError(
+            f"{error}; this ensemble of {len(models)}: {advice}"
+        ) from None
     paths = write_submission(out, model_bytes)
     return ExportResult(
         paths=paths,
@@ -194,21 +227,27 @@ def export_model(
         model_bytes=len(model_bytes),
         zip_bytes=paths.zip.stat().st_size,
         seconds=time.perf_counter() - started,
-        model=model,
+        model=models[0] if len(models) == 1 else models,
         decoder=decoder,
         fallback=module.fallback,
+        beam=module.beam,
+        ctc_weight_decoding=module.ctc_weight,
+        members=tuple(names) if len(models) > 1 else (),
     )
 
 
 def export_submission(config: ExportConfig, model: Any = None) -> ExportResult:
-    """The export of ``config`` (``model``: a Keras model to use instead of ``config.model``)."""
+    """The export of ``config`` (``model``: a Keras model, or a list, to use instead of
+    ``config.model``). An ensemble's fallback phrase is its first member's."""
     from aslfr_lib import fallback
 
-    checkpoint, run_fallback = "<in memory>", None
+    checkpoint, run_fallback, names = "<in memory>", None, None
     if model is None:
-        model, path = load_trained_model(config.model, config.checkpoint)
-        checkpoint = str(path)
-        run_fallback = fallback.load(path.parent)  # written by aslfr train
+        loaded = [load_trained_model(path, config.checkpoint) for path in config.models]
+        model = [m for m, _ in loaded] if len(loaded) > 1 else loaded[0][0]
+        names = [str(path) for _, path in loaded]
+        checkpoint = names[0]
+        run_fallback = fallback.load(loaded[0][1].parent)  # written by aslfr train
     return export_model(
         model,
         config.out,
@@ -219,6 +258,9 @@ def export_submission(config: ExportConfig, model: Any = None) -> ExportResult:
         checkpoint=checkpoint,
         decoder=config.decoder,
         fallback=run_fallback,
+        beam=config.beam,
+        ctc_weight_decoding=config.ctc_weight_decoding,
+        members=names,
     )
 
 
@@ -262,6 +304,8 @@ def keras_vs_tflite(config: ExportConfig, result: ExportResult, progress: bool =
         progress=progress,
         decoder=result.decoder,
         fallback=result.fallback,
+        beam=result.beam,
+        ctc_weight=result.ctc_weight_decoding,
         **check_selection(config),
     )
 
