@@ -66,6 +66,15 @@ def test_seeds_then_the_benchmark_table(tmp_path, capsys):
     members = [str(runs / "seed1"), str(runs / "seed2")]
     assert all((Path(m) / "best.keras").is_file() for m in members)
 
+    from aslfr_lib import evaluation
+
+    argv = ["--model", members[0], "--model", members[1], "--processed", str(processed)]
+    argv += ["--decoder", "joint", "--beam", "2", "--out", str(tmp_path / "eval"), "--quiet"]
+    assert evaluation.main(argv) == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "eval" / "evaluation_val.json").read_text())
+    assert metrics["members"] == [f"{m}/best.keras" for m in members]
+    assert metrics["decoder"] == "joint"
+
     out = tmp_path / "bench"
     argv = ["--members", *members, "--processed", str(processed), "--data", str(data)]
     argv += ["--out", str(out), "--sizes", "2", "--decoders", "ctc,joint", "--beam", "2"]
