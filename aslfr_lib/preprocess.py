@@ -735,11 +735,21 @@ def run(config: PreprocessConfig, progress: bool = True) -> dict[str, Any]:
     if kept.empty:
         reasons = dict(Counter(e["reason"] for e in exclusions))
         raise PreprocessError(f"{data_dir}: every sequence was excluded ({reasons})")
-    kept["is_val"] = split_by_participant(
-        kept["participant_id"].to_numpy(), config.val_fraction, config.seed
+    # The held-out signers do not depend on which sequences are long enough to train on: the
+    # split is drawn over every sequence that could be scored (the too short included), so
+    # min_frames_per_char changes what trains, never who is held out.
+    scoreable = {e["sequence_id"] for e in exclusions if e["reason"] not in TOO_SHORT_REASONS}
+    candidates = listed[~listed["sequence_id"].isin(scoreable)]
+    is_val = split_by_participant(
+        candidates["participant_id"].to_numpy(), config.val_fraction, config.seed
     )
+    held_out = set(candidates["participant_id"][is_val].tolist())
+    kept["is_val"] = kept["participant_id"].isin(held_out)
+    if not (~kept["is_val"]).any():
+        raise PreprocessError(
+            f"{data_dir}: no sequence of the training participants is long enough to train on"
+        )
     kept["trainable"] = True
-    held_out = set(kept.loc[kept["is_val"], "participant_id"].tolist())
     scored_only = set()
     for exclusion in exclusions:
         if exclusion["reason"] in TOO_SHORT_REASONS and exclusion["participant_id"] in held_out:

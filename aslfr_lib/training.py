@@ -499,9 +499,11 @@ class EpochEnd:
         print("\n".join(lines), flush=True)
 
     def _watch_alignment(self, epoch: int, logs: dict[str, Any]) -> None:
-        if self.watch is None or "ctc_loss" not in logs:
+        # A CTC-only model (no decoder) logs its one loss as "loss".
+        name = "ctc_loss" if "ctc_loss" in logs else "loss"
+        if self.watch is None or name not in logs:
             return
-        message = self.watch.update(epoch + 1, float(logs["ctc_loss"]))
+        message = self.watch.update(epoch + 1, float(logs[name]))
         self.state.update(self.watch.state())
         if message:
             print(message, flush=True)
