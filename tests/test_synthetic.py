@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_reference import environment, reference_hashes
 
 from aslfr_lib import landmarks, synthetic, vocab
 from aslfr_lib.synthetic import SynthConfig
@@ -378,3 +379,92 @@ def test_readability_benchmark_charges_each_edit_to_the_character_it_touches():
     assert (counts[f"characters_{hidden}"], counts[f"wrong_{hidden}"]) == (1, 1)
     table = readability.format_table(counts, score=0.5)
     assert "hidden" in table and "0.8333" in table  # 1 - 1 hidden miss / 6 characters
+
+
+# sha256 of every file of the reference datasets (tests/synthetic_reference.py), written by the
+# generator before styles existed: style="default" must reproduce them byte for byte.
+REFERENCE_ENVIRONMENT = {
+    "machine": "x86_64",
+    "numpy": "2.4.6",
+    "pandas": "3.1.1",
+    "pyarrow": "26.0.1",
+    "avx512_skx": True,
+}
+REFERENCE_HASHES = {
+    "difficulty_0.0/character_to_prediction_index.json": (
+        "2663d4d48db9f8c0df8c2bfe851b2774621d5224b9922bb26122a744e1b5666f"
+    ),
+    "difficulty_0.0/supplemental_landmarks/917067472.parquet": (
+        "74785ab78f05869b1c116b566a282437b2720e2603f2f38b763e9c41b3befb7d"
+    ),
+    "difficulty_0.0/supplemental_metadata.csv": (
+        "0e631a021ed75b44e164dd42b371501d5e21fb08adb5f221da7c3f1f8d1dc863"
+    ),
+    "difficulty_0.0/train.csv": (
+        "ddd7dff4c0d5bee5aa5fa9a014833cfe87c5682303c774921904a33cfd930c12"
+    ),
+    "difficulty_0.0/train_landmarks/1453907275.parquet": (
+        "1ee0532f9afce0f55e6b7bdf4914ce84171b9d80dc6c8fb228703da0256e0f31"
+    ),
+    "difficulty_0.0/train_landmarks/1835864125.parquet": (
+        "e713b02f4d48710b3f1779609020f0c9a7cf60a00744c43a8ec31a170bf2fe5d"
+    ),
+    "difficulty_0.0/train_landmarks/954753189.parquet": (
+        "9e96b6baf668a48f212dd7ae060ef0469c6f9c6434e40c58569e02f2ddd74a8d"
+    ),
+    "difficulty_0.6/character_to_prediction_index.json": (
+        "2663d4d48db9f8c0df8c2bfe851b2774621d5224b9922bb26122a744e1b5666f"
+    ),
+    "difficulty_0.6/supplemental_landmarks/917067472.parquet": (
+        "78f2a6d30830ae5c98a83ddb3da9fed55184be8e6511007633f8d612a74c2539"
+    ),
+    "difficulty_0.6/supplemental_metadata.csv": (
+        "0e631a021ed75b44e164dd42b371501d5e21fb08adb5f221da7c3f1f8d1dc863"
+    ),
+    "difficulty_0.6/train.csv": (
+        "ddd7dff4c0d5bee5aa5fa9a014833cfe87c5682303c774921904a33cfd930c12"
+    ),
+    "difficulty_0.6/train_landmarks/1453907275.parquet": (
+        "64e441763b135f4d1b78d42df957d3199e51fbaa0ec4724061971db9e1f706d3"
+    ),
+    "difficulty_0.6/train_landmarks/1835864125.parquet": (
+        "511fabd7a23deb575348c9c7925b24300adb6db9240b7b81220b39b66281d039"
+    ),
+    "difficulty_0.6/train_landmarks/954753189.parquet": (
+        "feaa7a2010ce91d89ef8d9ad3b4bca2466a3d6d8257e560a1b12c86e5e55561e"
+    ),
+    "difficulty_1.0/character_to_prediction_index.json": (
+        "2663d4d48db9f8c0df8c2bfe851b2774621d5224b9922bb26122a744e1b5666f"
+    ),
+    "difficulty_1.0/supplemental_landmarks/917067472.parquet": (
+        "b08b44da96d263cef9c70060fd5e371d6af8c17ff9800ea7874be1b23284b3e1"
+    ),
+    "difficulty_1.0/supplemental_metadata.csv": (
+        "0e631a021ed75b44e164dd42b371501d5e21fb08adb5f221da7c3f1f8d1dc863"
+    ),
+    "difficulty_1.0/train.csv": (
+        "ddd7dff4c0d5bee5aa5fa9a014833cfe87c5682303c774921904a33cfd930c12"
+    ),
+    "difficulty_1.0/train_landmarks/1453907275.parquet": (
+        "d6d25918181ec10abb9036ec997fc8fff8e704765139a18994658bc7718f2526"
+    ),
+    "difficulty_1.0/train_landmarks/1835864125.parquet": (
+        "d6f83e481a086ccb12bd87a0a9853d9e6bf6aaa0290a046c33a8b3bddb7a5f44"
+    ),
+    "difficulty_1.0/train_landmarks/954753189.parquet": (
+        "7eebe77e87f308adae621c4ea9d5ed411f880ed94c01bb4138eca51578ccca07"
+    ),
+}
+
+
+def test_default_style_writes_the_reference_bytes(tmp_path):
+    """The published numbers were measured on these datasets: the default must not drift."""
+    here = environment()
+    if here != REFERENCE_ENVIRONMENT:
+        pytest.skip(f"hashes pinned on {REFERENCE_ENVIRONMENT}; this machine has {here}")
+    hashes = reference_hashes(tmp_path)
+    changed = sorted(
+        name for name in REFERENCE_HASHES if hashes.get(name) != REFERENCE_HASHES[name]
+    )
+    assert set(hashes) == set(REFERENCE_HASHES)
+    assert changed == [], f"default-style output changed: {changed}"
