@@ -1,12 +1,135 @@
 """Synthetic fingerspelling data in the exact layout of the Kaggle ASLFR competition.
 
-The package's parts are split out in the next step; everything still lives in ``writing``.
+The real data cannot reach our machines, so every later stage runs on this by default and the same
+code runs unchanged on the real download. What it writes (``train.csv``, the character map,
+``train_landmarks/<file_id>.parquet`` and optionally the supplemental set) matches the
+competition's files column for column and dtype for dtype.
+
+How a sequence is made:
+
+- A fixed alphabet of 59 hand shapes (one per character), built from its own constant seed so that
+  datasets with different ``--seed`` share the same letters. A shape is 24 numbers: finger joint
+  flexion and spread, thumb pose and wrist rotation; a small forward-kinematics model turns them
+  into MediaPipe's 21 hand points. ``j`` and ``z`` add a movement.
+- Signers articulate the letters with their own hand size, rotation, position, speed and small
+  per-letter variations; consecutive letters blend (co-articulation), doubled letters slide or
+  bounce, and the hand rises from and returns to rest before and after the phrase.
+- MediaPipe's failures are imitated: the hand is lost in bursts, left and right are sometimes
+  swapped, the other hand occasionally shows up.
+- Face, lips and pose move on their own, independent of the characters, so a model cannot read
+  the phrase without the hands.
+
+``difficulty`` (0..1) scales speed, co-articulation, signer variation, jitter and drop-outs. The
+default is tuned so that the dataset statistics match the real ones in
+``/work/shared/fixtures/README.md``; 0 gives easy data for smoke tests.
+
+The package's parts: ``phrases`` (what is spelled), ``hand_model`` (hand points, the alphabet,
+face and pose templates), ``signers`` (``Knobs``, ``Signer``), ``rendering`` (one sequence),
+``visibility`` (what the camera caught of each character), ``layout`` and ``writing`` (the
+dataset, ``SynthConfig``, ``aslfr synth``), ``summary`` (statistics of a dataset folder). Every
+name other code uses is re-exported here: ``from aslfr_lib import synthetic; synthetic.X``.
 """
 
-from aslfr_lib.synthetic.writing import *  # noqa: F403
-from aslfr_lib.synthetic.writing import (  # noqa: F401 - private names the tests use
+from aslfr_lib.synthetic.hand_model import (
+    ALPHABET,
+    ALPHABET_SEED,
+    FACE_TEMPLATE,
+    MIN_SHAPE_DISTANCE,
+    MOVEMENTS,
+    NUM_SHAPE_PARAMETERS,
+    REST,
+    ROTATION,
     _build_alphabet,
-    _columns,
     _image_shape,
-    main,
+    hand_points,
 )
+from aslfr_lib.synthetic.layout import (
+    METADATA_COLUMNS,
+    SPLITS,
+    SUPPLEMENTAL_CSV,
+    TRAIN_CSV,
+)
+from aslfr_lib.synthetic.phrases import (
+    make_phrase,
+    make_sentence_pool,
+)
+from aslfr_lib.synthetic.rendering import (
+    RenderedSequence,
+    _columns,
+    hand_from_block,
+    render_sequence,
+)
+from aslfr_lib.synthetic.signers import (
+    Knobs,
+    Signer,
+    knobs,
+    sample_signer,
+    sample_signers,
+)
+from aslfr_lib.synthetic.summary import (
+    format_summary,
+    summarize,
+)
+from aslfr_lib.synthetic.visibility import (
+    HIDDEN,
+    SEEN_HELD,
+    SEEN_MOVING,
+    VISIBILITY_NAMES,
+    character_visibility,
+    dataset_visibility,
+)
+from aslfr_lib.synthetic.writing import (
+    LANDMARK_SCHEMA,
+    SEQUENCES_PER_ROW_GROUP,
+    SynthConfig,
+    generate,
+    landmark_table,
+    main,
+    plan_metadata,
+    render_listed,
+)
+
+__all__ = [
+    "ALPHABET",
+    "ALPHABET_SEED",
+    "FACE_TEMPLATE",
+    "HIDDEN",
+    "Knobs",
+    "LANDMARK_SCHEMA",
+    "METADATA_COLUMNS",
+    "MIN_SHAPE_DISTANCE",
+    "MOVEMENTS",
+    "NUM_SHAPE_PARAMETERS",
+    "REST",
+    "ROTATION",
+    "RenderedSequence",
+    "SEEN_HELD",
+    "SEEN_MOVING",
+    "SEQUENCES_PER_ROW_GROUP",
+    "SPLITS",
+    "SUPPLEMENTAL_CSV",
+    "Signer",
+    "SynthConfig",
+    "TRAIN_CSV",
+    "VISIBILITY_NAMES",
+    "_build_alphabet",
+    "_columns",
+    "_image_shape",
+    "character_visibility",
+    "dataset_visibility",
+    "format_summary",
+    "generate",
+    "hand_from_block",
+    "hand_points",
+    "knobs",
+    "landmark_table",
+    "main",
+    "make_phrase",
+    "make_sentence_pool",
+    "plan_metadata",
+    "render_listed",
+    "render_sequence",
+    "sample_signer",
+    "sample_signers",
+    "summarize",
+]
