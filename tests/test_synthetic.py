@@ -3,6 +3,8 @@
 import dataclasses
 import hashlib
 import re
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pandas as pd
 import pytest
 from synthetic_reference import environment, reference_hashes
 
-from aslfr_lib import landmarks, synthetic, vocab
+from aslfr_lib import config, landmarks, synthetic, vocab
 from aslfr_lib.synthetic import SynthConfig
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -238,19 +240,23 @@ def _signer(**changes) -> synthetic.Signer:
     return dataclasses.replace(signer, **changes)
 
 
-@pytest.mark.parametrize("slides", [True, False])
-def test_doubled_letters_move(slides):
-    """ "ll" is not a long "l": the hand slides aside (or bounces) between the two."""
-    signer = _signer(slides_doubles=slides, dropout=0.0, point_noise=0.0, frame_jitter=0.0)
+@pytest.mark.parametrize("mark", ["slide", "bounce", "none"])
+def test_doubled_letters_move(mark):
+    """ "ll" is not a long "l": the hand slides aside or bounces between the two, unless the
+    signer does not mark doubled letters at all (then it is held in place)."""
+    signer = _signer(doubled_letters=mark, dropout=0.0, point_noise=0.0, frame_jitter=0.0)
     rendered = synthetic.render_sequence("all", signer, np.random.default_rng(0), 0.0)
     wrist = synthetic.hand_from_block(rendered.landmarks, "right_hand")[:, 0, :2]
     first_l, second_l = (wrist[rendered.holding == k].mean(0) for k in (1, 2))
     between = (rendered.letter == 2) & (rendered.holding == -1)
     unit = signer.hand_length
-    if slides:
-        assert abs(second_l[0] - first_l[0]) > 0.3 * unit * signer.aspect
-    else:
-        assert wrist[between, 1].max() - first_l[1] > 0.2 * unit
+    sideways = abs(second_l[0] - first_l[0]) / (unit * signer.aspect)
+    dip = (wrist[between, 1].max() - first_l[1]) / unit
+    assert {"slide": sideways > 0.3, "bounce": dip > 0.2, "none": True}[mark]
+    if mark != "slide":
+        assert sideways < 0.1
+    if mark != "bounce":
+        assert dip < 0.1
 
 
 def test_j_and_z_move_during_their_letter():
@@ -468,3 +474,129 @@ def test_default_style_writes_the_reference_bytes(tmp_path):
     )
     assert set(hashes) == set(REFERENCE_HASHES)
     assert changed == [], f"default-style output changed: {changed}"
+
+
+# --------------------------------------------------------------------------------------------
+# Styles (aslfr synth --style).
+
+
+@pytest.fixture(scope="module")
+def style_table(tmp_path_factory) -> pd.DataFrame:
+    """``style_statistics`` of a tiny dataset per style (same seed, default difficulty)."""
+    rows = []
+    for style in ("default", "fluent", "deliberate", "dropout", "two_hands"):
+        out = tmp_path_factory.mktemp(style)
+        config = SynthConfig(out=str(out), sequences=16, participants=4, seed=2, style=style)
+        synthetic.generate(config, progress=False)
+        rows.append(synthetic.style_statistics(config))
+    return pd.concat(rows)
+
+
+def test_styles_change_what_they_claim(style_table):
+    default, fluent, deliberate, dropout, two_hands = (
+        style_table.loc[name]
+        for name in ("default", "fluent", "deliberate", "dropout", "two_hands")
+    )
+    assert fluent["frames_per_character"] < 0.75 * default["frames_per_character"]
+    assert deliberate["frames_per_character"] > 1.4 * default["frames_per_character"]
+    assert dropout["mean_lost_run"] > 2.5 * default["mean_lost_run"]
+    assert dropout["hand_frames_pct"] < default["hand_frames_pct"] - 5
+    assert two_hands["other_slot_pct"] > default["other_slot_pct"] + 8
+    assert deliberate["none"] >= 1 and default["none"] == 0  # unmarked doubled letters
+    assert (style_table[["slide", "bounce", "none"]].sum(axis=1) == style_table["signers"]).all()
+
+
+def test_idiolect_gives_each_signer_its_own_letters():
+    def spread(style: str) -> float:
+        config = SynthConfig(participants=8, seed=3, style=style)
+        shapes = np.stack([signer.shapes for signer in synthetic.sample_signers(config)])
+        return float((shapes - shapes.mean(0)).std())
+
+    assert spread("idiolect") > 2 * spread("default")
+    assert synthetic.knobs(0.6, synthetic.STYLES["idiolect"]).letter_variation == 0.4
+
+
+def test_default_style_is_the_difficulty_alone():
+    for difficulty in (0.0, 0.6, 1.0):
+        default = synthetic.knobs(difficulty, synthetic.STYLES["default"])
+        assert default == synthetic.knobs(difficulty)
+    fluent = synthetic.knobs(0.6, synthetic.STYLES["fluent"])
+    assert (fluent.frames_per_character, fluent.hold) == (4.0, 0.12)
+    assert fluent.frame_jitter == synthetic.knobs(0.6).frame_jitter  # difficulty's, still
+
+
+def test_mix_draws_a_style_per_signer_and_nothing_else_changes():
+    default = synthetic.sample_signers(SynthConfig(participants=30, seed=4))
+    mixed = synthetic.sample_signers(SynthConfig(participants=30, seed=4, style="mix"))
+    styles = [signer.style for signer in mixed]
+    assert set(styles) <= set(synthetic.STYLES) and len(set(styles)) >= 4
+    assert [s.participant_id for s in mixed] == [s.participant_id for s in default]
+    assert [s.left_handed for s in mixed] == [s.left_handed for s in default]
+    for before, after in zip(default, mixed, strict=True):
+        assert before.hand_length == after.hand_length  # the same draws, other values
+        if after.style == "default":
+            np.testing.assert_array_equal(before.shapes, after.shapes)
+    again = synthetic.sample_signers(SynthConfig(participants=30, seed=4, style="mix"))
+    assert [signer.style for signer in again] == styles
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"frames_per_character": 20.0}, r"frames_per_character must be in \[3.0, 12.0\]"),
+        ({"hold": 0.95}, r"hold must be in \[0.05, 0.8\] \(got 0.95\)"),
+        ({"double_slide": 0.8, "double_bounce": 0.4}, "double_slide \\+ double_bounce must be"),
+        ({"dropout_length": (5.0, 2.0)}, "dropout_length must be"),
+        ({"other_hand_frames": (10, 10)}, "other_hand_frames must have low < high"),
+        ({"idiolect": -0.1}, "idiolect must be in"),
+    ],
+)
+def test_invalid_style_values_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        synthetic.Style(**values)
+
+
+def test_unknown_style_is_refused_with_the_valid_names(tmp_path):
+    valid = "default, fluent, deliberate, idiolect, dropout, two_hands, mix"
+    with pytest.raises(ValueError, match=f"unknown style 'nope'; valid styles: {valid}"):
+        _generate(tmp_path, style="nope")
+    assert not (tmp_path / "train.csv").exists()
+    assert synthetic.style_names() == valid.split(", ")
+    with pytest.raises(ValueError, match="drawn per signer"):
+        synthetic.get_style("mix")
+    # A pipeline YAML's synth: section builds SynthConfig with config.make, style included.
+    assert config.make(SynthConfig, {"style": "two_hands", "sequences": 4}).style == "two_hands"
+
+
+def test_style_statistics_refuse_another_datasets_settings(tmp_path):
+    config = SynthConfig(out=str(tmp_path), sequences=3, participants=2, seed=5)
+    synthetic.generate(config, progress=False)
+    with pytest.raises(ValueError, match="is not a signer of"):
+        synthetic.style_statistics(dataclasses.replace(config, seed=6))
+
+
+def test_aslfr_synth_style_through_the_installed_command(tmp_path):
+    aslfr = Path(sys.executable).with_name("aslfr")
+    assert aslfr.exists(), f"{aslfr}: the package's entry point is not installed"
+    out = tmp_path / "fluent"
+    arguments = ["--sequences", "3", "--participants", "2", "--seed", "1"]
+    done = subprocess.run(
+        [aslfr, "synth", "--out", out, "--style", "fluent", *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(out / "train.csv")) == 3
+    assert re.search(r"^  fluent +2 +3 ", done.stdout, flags=re.M), done.stdout
+    refused = subprocess.run(
+        [aslfr, "synth", "--out", tmp_path / "bad", "--style", "nope", *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "unknown style 'nope'; valid styles: default, fluent" in refused.stderr
+    assert not (tmp_path / "bad" / "train.csv").exists()
+    helped = subprocess.run([aslfr, "synth", "--help"], capture_output=True, text=True, check=True)
+    assert "two_hands" in " ".join(helped.stdout.split())

@@ -12,8 +12,8 @@ How a sequence is made:
   flexion and spread, thumb pose and wrist rotation; a small forward-kinematics model turns them
   into MediaPipe's 21 hand points. ``j`` and ``z`` add a movement.
 - Signers articulate the letters with their own hand size, rotation, position, speed and small
-  per-letter variations; consecutive letters blend (co-articulation), doubled letters slide or
-  bounce, and the hand rises from and returns to rest before and after the phrase.
+  per-letter variations; consecutive letters blend (co-articulation), doubled letters slide,
+  bounce or go unmarked, and the hand rises from and returns to rest before and after the phrase.
 - MediaPipe's failures are imitated: the hand is lost in bursts, left and right are sometimes
   swapped, the other hand occasionally shows up.
 - Face, lips and pose move on their own, independent of the characters, so a model cannot read
@@ -23,11 +23,19 @@ How a sequence is made:
 default is tuned so that the dataset statistics match the real ones in
 ``/work/shared/fixtures/README.md``; 0 gives easy data for smoke tests.
 
+``style`` (``aslfr synth --style NAME``, ``styles.STYLES``) sets what real signers vary and the
+default fixes: speed, holds and co-articulation, lead-in and lead-out, doubled-letter marks, each
+signer's own letters, drop-out bursts and the resting hand in view (``fluent``, ``deliberate``,
+``idiolect``, ``dropout``, ``two_hands``; ``mix`` gives each signer one of them). ``default``
+writes the same bytes as the generator before styles existed; ``style_statistics`` (printed by
+``aslfr synth``) shows what each style did.
+
 The package's parts: ``phrases`` (what is spelled), ``hand_model`` (hand points, the alphabet,
-face and pose templates), ``signers`` (``Knobs``, ``Signer``), ``rendering`` (one sequence),
-``visibility`` (what the camera caught of each character), ``layout`` and ``writing`` (the
-dataset, ``SynthConfig``, ``aslfr synth``), ``summary`` (statistics of a dataset folder). Every
-name other code uses is re-exported here: ``from aslfr_lib import synthetic; synthetic.X``.
+face and pose templates), ``styles`` (``Style``, ``STYLES``), ``signers`` (``Knobs``, ``Signer``),
+``rendering`` (one sequence), ``visibility`` (what the camera caught of each character),
+``layout`` and ``writing`` (the dataset, ``SynthConfig``, ``aslfr synth``), ``summary``
+(statistics of a dataset folder and of its styles). Every name other code uses is re-exported
+here: ``from aslfr_lib import synthetic; synthetic.X``.
 """
 
 from aslfr_lib.synthetic.hand_model import (
@@ -65,9 +73,21 @@ from aslfr_lib.synthetic.signers import (
     knobs,
     sample_signer,
     sample_signers,
+    signer_styles,
+)
+from aslfr_lib.synthetic.styles import (
+    DOUBLED_LETTER_MARKS,
+    MIX,
+    STYLES,
+    Style,
+    get_style,
+    style_names,
 )
 from aslfr_lib.synthetic.summary import (
+    STYLE_COLUMNS,
+    format_style_statistics,
     format_summary,
+    style_statistics,
     summarize,
 )
 from aslfr_lib.synthetic.visibility import (
@@ -92,12 +112,14 @@ from aslfr_lib.synthetic.writing import (
 __all__ = [
     "ALPHABET",
     "ALPHABET_SEED",
+    "DOUBLED_LETTER_MARKS",
     "FACE_TEMPLATE",
     "HIDDEN",
     "Knobs",
     "LANDMARK_SCHEMA",
     "METADATA_COLUMNS",
     "MIN_SHAPE_DISTANCE",
+    "MIX",
     "MOVEMENTS",
     "NUM_SHAPE_PARAMETERS",
     "REST",
@@ -107,8 +129,11 @@ __all__ = [
     "SEEN_MOVING",
     "SEQUENCES_PER_ROW_GROUP",
     "SPLITS",
+    "STYLES",
+    "STYLE_COLUMNS",
     "SUPPLEMENTAL_CSV",
     "Signer",
+    "Style",
     "SynthConfig",
     "TRAIN_CSV",
     "VISIBILITY_NAMES",
@@ -117,8 +142,10 @@ __all__ = [
     "_image_shape",
     "character_visibility",
     "dataset_visibility",
+    "format_style_statistics",
     "format_summary",
     "generate",
+    "get_style",
     "hand_from_block",
     "hand_points",
     "knobs",
@@ -131,5 +158,8 @@ __all__ = [
     "render_sequence",
     "sample_signer",
     "sample_signers",
+    "signer_styles",
+    "style_names",
+    "style_statistics",
     "summarize",
 ]

@@ -94,7 +94,8 @@ def render_sequence(
     )
     ends = np.cumsum(durations)
     starts, centers, signing = ends - durations, ends - durations / 2, ends[-1]
-    lead_in, lead_out = 22 * _factor(rng, 0.9), 16 * _factor(rng, 0.9)  # frames
+    lead_in = signer.lead_in * _factor(rng, 0.9)  # frames
+    lead_out = signer.lead_out * _factor(rng, 0.9)
     rise_in, rise_out = rng.uniform(3, 10, 2)
     frames = max(1, math.ceil(lead_in + signing + lead_out))
     time = np.arange(frames) + 0.5 - lead_in
@@ -105,11 +106,11 @@ def render_sequence(
     keys = signer.shapes[key_ids]
     neighbours = (keys[:-2] + keys[2:]) / 2
     keys[1:-1] += signer.undershoot * (neighbours - keys[1:-1])
-    # Key positions (hand units, right-hand frame): rest is lower; doubled letters slide aside.
+    # Key positions (hand units, right-hand frame): rest is lower; doubled letters may slide aside.
     key_offsets = np.zeros((len(key_ids), 2))
     key_offsets[[0, -1]] = [0.4, 2.2]
     doubled = np.flatnonzero(ids[1:] == ids[:-1]) + 1  # letter positions repeating the previous
-    if signer.slides_doubles:
+    if signer.doubled_letters == "slide":
         slide = np.zeros(count)
         slide[doubled] = -0.45
         key_offsets[1:-1, 0] += np.cumsum(slide)
@@ -120,7 +121,7 @@ def render_sequence(
     blend = _smoothstep(moving)[:, None]
     parameters = (1 - blend) * keys[interval] + blend * keys[interval + 1]
     offsets = (1 - blend) * key_offsets[interval] + blend * key_offsets[interval + 1]
-    if not signer.slides_doubles:  # bounce: dip between the two instances of a doubled letter
+    if signer.doubled_letters == "bounce":  # dip between the two instances of a doubled letter
         bouncing = np.isin(interval, doubled) & (progress >= 0) & (progress <= 1)
         offsets[bouncing, 1] += 0.4 * np.sin(np.pi * progress[bouncing])
 
@@ -160,12 +161,12 @@ def render_sequence(
     detected = raised & ~_runs(rng, frames, dropout, signer.dropout_length)
     swapped = detected & _runs(rng, frames, signer.swap, 3.0)
 
-    # The other hand shows up in a few sequences, low and relaxed, mirrored.
+    # The other hand shows up in some sequences (a few, by default), low and relaxed, mirrored.
     other_detected = np.zeros(frames, dtype=bool)
     other_hand = np.full_like(signing_hand, np.nan)
-    if rng.random() < 0.06:
+    if rng.random() < signer.other_hand_probability:
         start = rng.integers(frames)
-        other_detected[start : start + rng.integers(8, 40)] = True
+        other_detected[start : start + rng.integers(*signer.other_hand_frames)] = True
         other_detected &= ~_runs(rng, frames, 0.2, 3.0)
         relaxed = signer.shapes[REST] + rng.normal(0, 0.2, NUM_SHAPE_PARAMETERS)
         other = hand_points(np.repeat(relaxed[None], frames, 0), signer.bone_scale)

@@ -1,9 +1,10 @@
-"""Statistics of a dataset folder in the competition's layout (synthetic or the real download)."""
+"""Statistics of a dataset folder in the competition's layout (synthetic or the real download),
+and of what each style did in a synthetic one."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,11 @@ from tqdm.auto import tqdm
 
 from aslfr_lib import landmarks
 from aslfr_lib.synthetic.layout import METADATA_COLUMNS, SPLITS
+from aslfr_lib.synthetic.signers import sample_signers
+from aslfr_lib.synthetic.styles import DOUBLED_LETTER_MARKS, style_names
+
+if TYPE_CHECKING:
+    from aslfr_lib.synthetic.writing import SynthConfig
 
 
 def _describe(values: np.ndarray) -> dict[str, float]:
@@ -121,6 +127,110 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  left hand missing    {summary['left_hand_missing_pct']:.1f} % of frames",
         f"  right hand missing   {summary['right_hand_missing_pct']:.1f} % of frames",
     ]
+    if "styles" in summary:
+        lines.append("  by style:")
+        lines.append(format_style_statistics(pd.DataFrame(summary["styles"]).set_index("style")))
     if "supplemental" in summary:
         lines.append(format_summary(summary["supplemental"]))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# What each style did (synthetic datasets only: the styles come from the signers ``config`` makes).
+
+
+def _hand_frames(path: Path) -> dict[int, np.ndarray]:
+    """Per sequence of one parquet file: (T, 2) bool, a hand in the left / right slot."""
+    with pq.ParquetFile(path) as parquet:
+        read = parquet.read(columns=_WRISTS, use_threads=False, use_pandas_metadata=True)
+    table = read.to_pandas(use_threads=False)
+    ids = table.index.to_numpy()
+    shown = table[_WRISTS].notna().to_numpy()
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, int)
+    return dict(zip(ids[starts].tolist(), np.split(shown, starts[1:]), strict=True))
+
+
+def _lost_runs(hand: np.ndarray) -> np.ndarray:
+    """Lengths of the stretches without a hand between the first and last frames with one."""
+    gaps = np.diff(np.flatnonzero(hand)) - 1
+    return gaps[gaps > 0]
+
+
+STYLE_COLUMNS = {  # column of ``style_statistics`` -> what it measures
+    "signers": "participants signing in the style",
+    "sequences": "sequences they signed",
+    "frames_per_character": "frames per character, lead-in and lead-out included",
+    "hand_frames_pct": "frames with a hand in either slot, %",
+    "other_slot_pct": "frames with a hand in the non-dominant slot (resting hand, swaps), %",
+    "mean_lost_run": "mean frames per stretch without a hand, inside a sequence",
+    "slide": "signers who slide a doubled letter aside",
+    "bounce": "signers who bounce it",
+    "none": "signers who do not mark it",
+}
+
+
+def style_statistics(config: SynthConfig, split: str = "train") -> pd.DataFrame:
+    """Per style, what it did in the dataset ``config`` wrote to ``config.out`` (one row per
+    style its signers use, columns ``STYLE_COLUMNS``): speed, hands in view, lost stretches and
+    doubled-letter marks, so a user sees what ``--style`` changed."""
+    signers = {signer.participant_id: signer for signer in sample_signers(config)}
+    data_dir = Path(config.out)
+    metadata_path = data_dir / SPLITS[split][0]
+    if not metadata_path.exists():
+        raise FileNotFoundError(f"{metadata_path}: no such file (is {data_dir} a dataset folder?)")
+    metadata = pd.read_csv(metadata_path, keep_default_na=False)
+    strangers = sorted(set(metadata["participant_id"]) - set(signers))
+    if strangers:
+        raise ValueError(
+            f"{metadata_path}: participant {strangers[0]} is not a signer of {config}: pass the "
+            "synth settings the dataset was made with"
+        )
+    totals: dict[str, dict[str, Any]] = {}
+    for path, rows in metadata.groupby("path", sort=False):
+        shown = _hand_frames(data_dir / path)
+        for sequence_id, participant, phrase in zip(
+            rows["sequence_id"], rows["participant_id"], rows["phrase"], strict=True
+        ):
+            signer = signers[participant]
+            hands = shown[int(sequence_id)]
+            total = totals.setdefault(
+                signer.style,
+                {"sequences": 0, "characters": 0, "frames": 0, "hand": 0, "other": 0, "runs": []},
+            )
+            total["sequences"] += 1
+            total["characters"] += len(phrase)
+            total["frames"] += len(hands)
+            total["hand"] += int(hands.any(axis=1).sum())
+            total["other"] += int(hands[:, 1 if signer.left_handed else 0].sum())
+            total["runs"].append(_lost_runs(hands.any(axis=1)))
+    table = {}
+    for style in [name for name in style_names() if name in totals]:
+        total = totals[style]
+        runs = np.concatenate(total["runs"])
+        in_style = [s for s in signers.values() if s.style == style]
+        marks = [s.doubled_letters for s in in_style]
+        table[style] = {
+            "signers": len(in_style),
+            "sequences": total["sequences"],
+            "frames_per_character": total["frames"] / total["characters"],
+            "hand_frames_pct": 100 * total["hand"] / total["frames"],
+            "other_slot_pct": 100 * total["other"] / total["frames"],
+            "mean_lost_run": float(runs.mean()) if len(runs) else 0.0,
+        } | {mark: marks.count(mark) for mark in DOUBLED_LETTER_MARKS}
+    return pd.DataFrame.from_dict(table, orient="index", columns=list(STYLE_COLUMNS))
+
+
+def format_style_statistics(table: pd.DataFrame) -> str:
+    """``style_statistics`` as a small aligned table (what ``aslfr synth`` prints)."""
+    lines = [
+        "  style       signers  sequences  frames/char  hand frames  other slot  lost run  "
+        "doubled letters (signers)"
+    ]
+    for style, row in table.iterrows():
+        lines.append(
+            f"  {style:<11} {row['signers']:>7.0f}  {row['sequences']:>9.0f}  "
+            f"{row['frames_per_character']:>11.1f}  {row['hand_frames_pct']:>9.1f} %  "
+            f"{row['other_slot_pct']:>8.1f} %  {row['mean_lost_run']:>8.1f}  "
+            f"slide {row['slide']:.0f}, bounce {row['bounce']:.0f}, none {row['none']:.0f}"
+        )
     return "\n".join(lines)

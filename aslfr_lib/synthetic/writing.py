@@ -23,7 +23,8 @@ from aslfr_lib.synthetic.layout import SPLITS
 from aslfr_lib.synthetic.phrases import make_phrase, make_sentence_pool
 from aslfr_lib.synthetic.rendering import RenderedSequence, render_sequence
 from aslfr_lib.synthetic.signers import Signer, sample_signers
-from aslfr_lib.synthetic.summary import format_summary, summarize
+from aslfr_lib.synthetic.styles import check_style_name, style_names
+from aslfr_lib.synthetic.summary import format_summary, style_statistics, summarize
 
 # --------------------------------------------------------------------------------------------
 # Configuration
@@ -41,6 +42,11 @@ class SynthConfig:
     )
     supplemental_sequences: int = config.param(
         0, ">0 also writes supplemental_metadata.csv and supplemental_landmarks/"
+    )
+    style: str = config.param(
+        "default",
+        f"how the signers sign: {', '.join(style_names())} (mix: each signer draws one; "
+        "see aslfr_lib/synthetic/styles.py); default is the generator the published numbers used",
     )
 
 
@@ -64,6 +70,10 @@ def _check(config: SynthConfig) -> None:
         problems.append(
             f"supplemental_sequences must be >= 0 (got {config.supplemental_sequences})"
         )
+    try:
+        check_style_name(config.style)
+    except ValueError as error:
+        problems.append(str(error))
     if problems:
         raise ValueError("SynthConfig: " + "; ".join(problems))
 
@@ -200,7 +210,8 @@ def _write_landmark_file(
 
 
 def generate(config: SynthConfig, progress: bool = True) -> dict[str, Any]:
-    """Write a synthetic dataset in the competition's layout; returns ``summarize(config.out)``."""
+    """Write a synthetic dataset in the competition's layout; returns ``summarize(config.out)``
+    plus ``"styles"``: the rows of ``style_statistics(config)``."""
     _check(config)
     out = Path(config.out)
     signers = sample_signers(config)
@@ -223,6 +234,7 @@ def generate(config: SynthConfig, progress: bool = True) -> dict[str, Any]:
             table.to_csv(temporary, index=False)
             _readable(temporary)
     summary = summarize(out, progress=progress)
+    summary["styles"] = style_statistics(config).reset_index(names="style").to_dict("records")
     if "supplemental" in tables:
         summary["supplemental"] = summarize(out, "supplemental", progress=progress)
     return summary
