@@ -729,6 +729,12 @@ def train(config: TrainConfig) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
 
+    from aslfr_lib import runtime
+
+    where = runtime.describe(config.backend, config.mixed_precision, config.jit_compile)
+    print(runtime.summary_line(where), flush=True)
+    if where["warning"]:
+        print(f"aslfr train: WARNING: {where['warning']}", flush=True)
     with dtype_policy(keras, config.mixed_precision), device_scope(keras, config.devices) as n:
         if config.batch_size % n:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by {n} devices")
@@ -746,6 +752,7 @@ def train(config: TrainConfig) -> TrainResult:
             initial_epoch, history = 0, {}
             state = {"best_score": None, "best_epoch": 0, "epochs_completed": 0}
             atomic.write_json(out / CONFIG_JSON, to_dict(config))
+        state["runtime"] = where  # history.json: where this run (or its last resume) trained
         watch = alignment_watch(model, config, data, state)
         waiting = config.augment_after_alignment and watch is not None
         train_batches = ShuffledBatches(

@@ -104,6 +104,9 @@ def test_aslfr_train_says_when_ctc_stays_on_the_plateau(tmp_path):
     state = json.loads((out / "history.json").read_text())["state"]
     assert state["stalled"] is True and state["alignment_epoch"] is None
     assert state["ctc_plateau"] > 1.0
+    # Where it ran is said first and recorded (aslfr_lib.runtime).
+    assert "aslfr train: tensorflow on 1 CPU, float32, XLA off" in done.stdout
+    assert state["runtime"]["device_kind"] == "cpu" and state["runtime"]["backend"] == "tensorflow"
     fallback = json.loads((out / "fallback.json").read_text())
     assert set(fallback["phrase"]) <= set(CHAR_TO_ID) and fallback["min_hand_frames"] >= 1
 

@@ -1,0 +1,44 @@
+"""Where training runs, and the warning when the machine's GPU is out of the backend's reach."""
+
+import pytest
+
+from aslfr_lib import runtime
+
+
+@pytest.mark.parametrize(
+    ("seen", "gpu_on_machine", "kind", "count", "warned"),
+    [
+        (["cpu"], False, "cpu", 1, False),  # a CPU machine: nothing to say
+        (["cpu"], True, "cpu", 1, True),  # a GPU the CPU build cannot use
+        (["gpu", "gpu"], True, "gpu", 2, False),  # the GPU build
+    ],
+)
+def test_describe_reports_devices_and_warns_when_the_gpu_is_unseen(
+    seen, gpu_on_machine, kind, count, warned
+):
+    got = runtime.describe(
+        "jax", "bfloat16", None, devices=lambda backend: seen, has_gpu=lambda: gpu_on_machine
+    )
+    assert (got["device_kind"], got["device_count"]) == (kind, count)
+    assert got["precision"] == "mixed_bfloat16" and got["xla"] is True  # JAX always compiles
+    assert (got["warning"] is not None) == warned
+    if warned:
+        assert '".[gpu]"' in got["warning"] and "CPU" in got["warning"]
+    assert runtime.summary_line(got).startswith(f"aslfr train: jax on {count} {kind.upper()}")
+
+
+def test_tensorflow_xla_follows_jit_compile_else_the_device():
+    cpu = dict(devices=lambda backend: ["cpu"], has_gpu=lambda: False)
+    assert runtime.describe("tensorflow", "none", None, **cpu)["xla"] is False
+    assert runtime.describe("tensorflow", "none", True, **cpu)["xla"] is True
+
+
+def test_machine_has_gpu_reads_nvidia_smi_or_the_driver():
+    assert runtime.machine_has_gpu(which=lambda name: None, exists=lambda path: False) is False
+    assert runtime.machine_has_gpu(which=lambda name: "/usr/bin/nvidia-smi", exists=lambda p: False)
+    assert runtime.machine_has_gpu(which=lambda name: None, exists=lambda p: p.endswith("nvidia"))
+
+
+def test_this_machine_is_described_by_the_real_backend():
+    got = runtime.describe("tensorflow", "none", None)
+    assert got["device_kind"] in ("cpu", "gpu") and got["device_count"] >= 1
