@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := train,jax,notebooks,dev
 
-.PHONY: demo test lint format venv clean-venv
+.PHONY: demo test lint format venv clean-venv gpu-venv
 
 venv: $(STAMP)
 
@@ -34,6 +34,11 @@ format: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# A machine with an NVIDIA GPU: the same venv with JAX's CUDA build (train with --backend jax).
+gpu-venv: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[train,gpu,notebooks,dev]"
+	$(BIN)/aslfr doctor
 
 # MediaPipe's video environment (`aslfr extract`, `aslfr predict VIDEO`): its own venv, because
 # mediapipe 0.10.21 pins numpy<2 and protobuf<5 while TensorFlow 2.21 needs protobuf>=6.31.

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("aslfr_lib.pipeline:main", "run notebooks 01 -> 02 -> 03 with papermill"),
     "demo": ("aslfr_lib.pipeline:demo_main", "synthetic data + the demo pipeline, end to end"),
     "extract": ("aslfr_lib.video:main", "MediaPipe Holistic landmarks of a video -> parquet"),
+    "doctor": ("aslfr_lib.doctor:main", "is this machine ready? versions, devices, disk, data"),
 }
 
 
