@@ -16,7 +16,9 @@ import hashlib
 import json
 import shutil
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,40 @@ def _up_to_date(folder: Path, fingerprint: str) -> bool:
     return json.loads(stamp.read_text()).get("fingerprint") == fingerprint
 
 
+class PrefixedLines:
+    """A text stream that writes to ``stream`` with ``prefix`` before every line."""
+
+    def __init__(self, stream: Any, prefix: str):
+        self.stream, self.prefix, self.at_line_start = stream, prefix, True
+
+    def write(self, text: str) -> int:
+        for piece in text.splitlines(keepends=True):
+            if self.at_line_start:
+                self.stream.write(self.prefix)
+            self.stream.write(piece)
+            self.at_line_start = piece.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def local_kernel_manager() -> type:
+    """nbclient's kernel manager on IPC sockets under the temp folder: the kernel talks to this
+    process only, so it opens no TCP ports to warn about ("Kernel is running over TCP without
+    encryption"); nbclient owns it and removes the sockets when the kernel stops."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalSocketsKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any):
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+            if self.transport == "ipc":
+                self.ip = str(Path(tempfile.gettempdir()) / f"aslfr-kernel-{uuid.uuid4().hex}")
+
+    return LocalSocketsKernelManager
+
+
 def run_stage(
     stage: Stage, parameters: dict[str, Any], run: Path, kernel: str, fingerprint: str
 ) -> float:
@@ -120,8 +156,10 @@ def run_stage(
             parameters=parameters,
             kernel_name=kernel,
             cwd=str(Path.cwd()),
-            progress_bar=True,  # cells done, on stderr: training takes minutes
-            log_output=False,
+            progress_bar=False,
+            # What the notebook prints, as it prints it (training's epoch lines).
+            stdout_file=PrefixedLines(sys.stdout, f"[{stage.name}] "),
+            kernel_manager_class=local_kernel_manager(),
         )
     except PapermillExecutionError as error:
         raise StageFailed(
