@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("aslfr_lib.pipeline:demo_main", "synthetic data + the demo pipeline, end to end"),
     "extract": ("aslfr_lib.video:main", "MediaPipe Holistic landmarks of a video -> parquet"),
     "doctor": ("aslfr_lib.doctor:main", "is this machine ready? versions, devices, disk, data"),
+    "kaggle-bundle": (
+        "aslfr_lib.kaggle:main",
+        "wheels to install aslfr offline on a Kaggle kernel (a dataset)",
+    ),
 }
 
 
