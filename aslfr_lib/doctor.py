@@ -100,7 +100,12 @@ def backend_devices(versions: dict[str, str | None], gpu: bool) -> dict[str, lis
     devices: dict[str, list[str] | str] = {}
     if versions["jax"]:
         try:
-            devices["jax"] = runtime.backend_devices("jax")
+            import jax
+
+            devices["jax"] = [
+                device.platform + (f" ({device.device_kind})" if device.platform != "cpu" else "")
+                for device in jax.devices()
+            ]
         except Exception as error:  # noqa: BLE001 - a broken install is a finding, not a crash
             devices["jax"] = f"error: {error}"
     tensorflow = versions["tensorflow"]
@@ -145,22 +150,35 @@ def check_data(folder: Path) -> tuple[dict[str, Any], list[str]]:
     return {"path": str(folder), "summary": summary, **counts}, problems
 
 
+def installed_versions() -> dict[str, str | None]:
+    """Python and each package of ``PACKAGES`` (None: not installed), from their metadata."""
+    versions = {"python": sys.version.split()[0]}
+    versions.update({name: distribution_version(dists) for name, dists in PACKAGES.items()})
+    versions["mediapipe (.venv-video)"] = mediapipe_version()
+    return versions
+
+
 def report(
     data: str | Path | None = None,
     has_gpu: Callable[[], bool] = runtime.machine_has_gpu,
     devices: Callable[[dict, bool], dict] = backend_devices,
     disk: Callable[[str], Any] = shutil.disk_usage,
+    packages: Callable[[], dict[str, str | None]] = installed_versions,
 ) -> Report:
-    versions = {"python": sys.version.split()[0]}
-    versions.update({name: distribution_version(dists) for name, dists in PACKAGES.items()})
-    versions["mediapipe (.venv-video)"] = mediapipe_version()
+    versions = packages()
     gpu = has_gpu()
     seen = devices(versions, gpu)
     problems = []
-    for name in ("keras", "tensorflow"):
-        if not versions[name]:
-            problems.append(f"{name} is not installed; training and export need it: make venv")
-    if gpu and not any(isinstance(v, list) and "gpu" in v for v in seen.values()):
+    if not versions["keras"]:
+        problems.append("keras is not installed; training needs it: make venv")
+    if not versions["tensorflow"]:
+        problems.append(
+            "tensorflow is not installed; export (aslfr export, notebook 03) needs its CPU build: "
+            'make venv, or pip install -e ".[train]" (training with --backend jax runs without it)'
+        )
+    if gpu and not any(
+        isinstance(v, list) and any(d.startswith("gpu") for d in v) for v in seen.values()
+    ):
         problems.append(
             f"this machine has an NVIDIA GPU that no backend sees, so training would run on the "
             f"CPU; install: {runtime.GPU_INSTALL} (or make gpu-venv)"

@@ -91,15 +91,34 @@ def test_aslfr_doctor_runs_as_a_command(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_extra_resolves_from_the_package_index(tmp_path):
-    """``pip install --dry-run`` of what ``.[gpu]`` asks for (JAX with its CUDA plugin)."""
+    """``pip install --dry-run`` of what ``.[train,gpu]`` asks for: JAX with its CUDA plugin
+    beside TensorFlow's CPU build, resolved together (``make gpu-venv``)."""
     import tomllib
 
-    project = tomllib.loads(Path("pyproject.toml").read_text())
-    wanted = project["project"]["optional-dependencies"]["gpu"]
+    extras = tomllib.loads(Path("pyproject.toml").read_text())["project"]["optional-dependencies"]
+    wanted = extras["train"] + extras["gpu"]
     report = tmp_path / "report.json"
     command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed"]
     command += ["--quiet", "--report", str(report), *wanted]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     names = {item["metadata"]["name"] for item in json.loads(report.read_text())["install"]}
-    assert {"jax", "jaxlib"} <= names and any("cuda" in n and "plugin" in n for n in names)
+    assert {"jax", "jaxlib", "keras"} <= names and any("cuda" in n and "plugin" in n for n in names)
+    assert "tensorflow" not in names  # the CPU build only: no second set of CUDA libraries
+
+
+def test_a_jax_only_machine_is_told_what_export_needs():
+    """A GPU machine with JAX but no TensorFlow (a lent H200): the report still comes, says the
+    GPU is seen, and names what export needs; TensorFlow is never asked for its devices."""
+    versions = {name: None for name in ("keras", "tensorflow", "jaxlib", "papermill")}
+    versions.update(python="3.12.0", jax="0.10.2 (jax)", keras="3.15.1 (keras)")
+    found = doctor.report(
+        has_gpu=lambda: True,
+        devices=fake_devices(["gpu (NVIDIA H200)"]),
+        disk=lambda path: PLENTY,
+        packages=lambda: versions,
+    )
+    (problem,) = found.problems
+    assert "tensorflow is not installed" in problem and "--backend jax" in problem
+    assert "gpu (NVIDIA H200)" in found.format()
+    assert doctor.backend_devices({"jax": None, "tensorflow": None}, True) == {}  # nothing imported

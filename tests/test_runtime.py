@@ -42,3 +42,29 @@ def test_machine_has_gpu_reads_nvidia_smi_or_the_driver():
 def test_this_machine_is_described_by_the_real_backend():
     got = runtime.describe("tensorflow", "none", None)
     assert got["device_kind"] in ("cpu", "gpu") and got["device_count"] >= 1
+
+
+@pytest.mark.slow
+def test_gpu_check_script_needs_no_tensorflow(tmp_path):
+    """benchmarks/gpu_check.sh, for a lent GPU machine with JAX but no TensorFlow: here with
+    TensorFlow made unimportable, it prints the doctor's report and the runtime line."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blocked = tmp_path / "tensorflow"
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text('raise ImportError("no TensorFlow on this machine")\n')
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        ["bash", str(Path(__file__).parents[1] / "benchmarks" / "gpu_check.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "== aslfr doctor" in done.stdout and "jax sees" in done.stdout
+    assert "aslfr train: jax on" in done.stdout and "mixed_bfloat16" in done.stdout
+    assert "tensorflow imported: False" in done.stdout
