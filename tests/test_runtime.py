@@ -68,3 +68,27 @@ def test_gpu_check_script_needs_no_tensorflow(tmp_path):
     assert "== aslfr doctor" in done.stdout and "jax sees" in done.stdout
     assert "aslfr train: jax on" in done.stdout and "mixed_bfloat16" in done.stdout
     assert "tensorflow imported: False" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_jax_bfloat16_run_records_where_it_trained_and_exports_with_tensorflow(tmp_path):
+    """What a GPU machine runs (``--backend jax --mixed-precision bfloat16``; here on the CPU):
+    the runtime line is printed and kept in history.json, and ``aslfr export`` (TensorFlow)
+    turns the .keras file into a submission."""
+    import json
+
+    from test_cli_chain import TINY_MODEL, aslfr, command_env, make_dataset
+
+    _, processed = make_dataset(tmp_path)
+    run = tmp_path / "run"
+    env = {**command_env(), "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    trained = aslfr(
+        tmp_path, "train", "--processed", processed, "--out", run, "--epochs", "1",
+        "--warmup-epochs", "0", "--backend", "jax", "--mixed-precision", "bfloat16",
+        *TINY_MODEL, env=env,
+    )  # fmt: skip
+    assert "aslfr train: jax on 1 CPU, mixed_bfloat16, XLA on" in trained.stdout
+    recorded = json.loads((run / "history.json").read_text())["state"]["runtime"]
+    assert recorded["backend"] == "jax" and recorded["precision"] == "mixed_bfloat16"
+    aslfr(tmp_path, "export", "--model", run, "--out", tmp_path / "submission", "--quiet")
+    assert (tmp_path / "submission" / "submission.zip").stat().st_size > 0
