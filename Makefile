@@ -40,6 +40,20 @@ gpu-venv: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[train,gpu,notebooks,dev]"
 	$(BIN)/aslfr doctor
 
+# The oldest TensorFlow, Keras and JAX aslfr supports (.ci/oldest-supported.txt), for .ci/oldest.
+OLDEST_VENV := .venv-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+
+.PHONY: oldest-venv
+
+oldest-venv: $(OLDEST_STAMP)
+
+$(OLDEST_STAMP): pyproject.toml .ci/oldest-supported.txt
+	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install -q -e ".[$(EXTRAS)]" -c .ci/oldest-supported.txt
+	touch $(OLDEST_STAMP)
+
 # MediaPipe's video environment (`aslfr extract`, `aslfr predict VIDEO`): its own venv, because
 # mediapipe 0.10.21 pins numpy<2 and protobuf<5 while TensorFlow 2.21 needs protobuf>=6.31.
 # requirements-video.txt pins every package, so it installs with --no-deps (see its header);
