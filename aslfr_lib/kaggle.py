@@ -54,8 +54,10 @@ The first cell of each aslfr notebook (`notebooks/` here) finds this bundle unde
 what requirements.txt names is installed, so the image's TensorFlow, Keras and JAX stay as
 they are. Outside /kaggle the cell does nothing.
 
-Supported frameworks: {supported}. Wheels for Python {pythons} (Kaggle's image runs one of
-them; `aslfr kaggle-bundle --python X.Y` for another).
+Supported frameworks: {supported}.
+An image with an older Keras (Kaggle's shipped 3.13.2 when this was written) cannot build the
+model. Wheels for Python {pythons} (Kaggle's image runs one of them; `aslfr kaggle-bundle
+--python X.Y` for another).
 """
 
 
