@@ -24,6 +24,7 @@ from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
 
 from aslfr_lib import atomic, vocab
+from aslfr_lib.scoring import levenshtein_distances
 
 FALLBACK_FILE = "fallback.json"  # in a training run's folder, beside best.keras
 REFERENCE_PHRASES = 4000  # training phrases the search measures against (a seeded sample)
@@ -86,10 +87,8 @@ def choose_min_hand_frames(
     the sequences with fewer than t hand frames get ``phrase`` instead of the model's
     predictions (the smallest such t on ties; 1 = only inputs without any hand frame)."""
     hand_frames = np.asarray(hand_frames)
-    model = np.array(
-        [Levenshtein.distance(p, t) for p, t in zip(predictions, targets, strict=True)]
-    )
-    fixed = np.array([Levenshtein.distance(phrase, t) for t in targets])
+    model = levenshtein_distances(targets, predictions)
+    fixed = levenshtein_distances(targets, [phrase] * len(targets))
     gains = [
         (model - fixed)[hand_frames < threshold].sum()
         for threshold in range(1, MAX_HAND_FRAMES_SEARCHED + 1)

@@ -21,7 +21,7 @@ from aslfr_lib.decoding import (
     members_of,
 )
 from aslfr_lib.model import model_frames
-from aslfr_lib.preprocess import clean_sequence, preprocess_sequence
+from aslfr_lib.preprocess import clean_sequence, resize_frames
 from aslfr_lib.runner import HarnessRunner, Submission
 from aslfr_lib.submission import iter_sequences, select_sequences
 
@@ -66,8 +66,9 @@ def compare_predictions(
                 "tflite": runner.predict_phrase(frames),
             }
         )
-        inputs.append(preprocess_sequence(frames, frames=frames_per_sequence, mirror=mirror))
-        hand_frames.append(len(clean_sequence(frames, mirror=mirror)))
+        cleaned = clean_sequence(frames, mirror=mirror)  # preprocess_sequence, before resizing
+        inputs.append(resize_frames(cleaned, frames_per_sequence))
+        hand_frames.append(len(cleaned))
     ids = decode(
         model,
         np.stack(inputs),
