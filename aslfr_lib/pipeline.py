@@ -245,6 +245,27 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+# The synth settings a demo dataset was written with: a config that asks for other ones (more
+# signers, another style) gets a new dataset instead of silently training on the old one.
+DEMO_SYNTH_FILE = "synth.json"
+
+
+def stale_demo_dataset(data: Path, synth: dict[str, Any]) -> str | None:
+    """Why the demo's dataset ``data`` no longer matches the config's ``synth`` settings, or None
+    (also None when there is no dataset yet or the config has no ``synth`` section)."""
+    if not synth or not (data / "train.csv").exists():
+        return None
+    recorded = data / DEMO_SYNTH_FILE
+    if not recorded.exists():
+        return f"has no {DEMO_SYNTH_FILE} (written by an earlier version)"
+    written = json.loads(recorded.read_text(encoding="utf-8"))
+    changed = {key for key in {*written, *synth} if written.get(key) != synth.get(key)}
+    if not changed:
+        return None
+    differences = ", ".join(f"{k} {written.get(k)} -> {synth.get(k)}" for k in sorted(changed))
+    return f"was written with other synth settings ({differences})"
+
+
 def demo_main(argv: list[str]) -> int:
     """``make demo``: write the synthetic dataset when missing, then run the demo pipeline."""
     parser = argparse.ArgumentParser(prog="aslfr demo", description=demo_main.__doc__)
@@ -259,13 +280,20 @@ def demo_main(argv: list[str]) -> int:
         print(f"aslfr demo: error: {error}", file=sys.stderr)
         return 1
     data = Path(args.data or settings["data"])
-    if not (data / "train.csv").exists():
+    synth = settings.get("synth", {})
+    stale = args.data is None and stale_demo_dataset(data, synth)
+    if stale:
+        print(f"aslfr demo: {data} {stale}: writing it again with the config's synth settings")
+    if stale or not (data / "train.csv").exists():
         from aslfr_lib.config import make
         from aslfr_lib.synthetic import SynthConfig, generate
 
         partial = data.with_name(data.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        generate(make(SynthConfig, {**settings.get("synth", {}), "out": str(partial)}))
+        generate(make(SynthConfig, {**synth, "out": str(partial)}))
+        atomic.write_json(partial / DEMO_SYNTH_FILE, synth)
+        if stale:
+            shutil.rmtree(data)  # the demo's own generated data, replaced by its new version
         partial.rename(data)  # a killed generation never looks like a finished dataset
     started = time.perf_counter()
     code = main(

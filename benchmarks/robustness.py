@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,11 +42,12 @@ if str(ROOT) not in sys.path:  # `python benchmarks/robustness.py` from a checko
 
 from aslfr_lib import atomic  # noqa: E402
 
+VISIBILITY_SAMPLE = 300  # held-out sequences rendered again for the visible-characters row
 DEFAULT_STYLES = "default,fluent,deliberate,dropout,mix"
 DEFAULT_RECIPES = [
     "demo=configs/demo.yaml",
 ]
-SYNTH = {"participants": 40, "seed": 0, "sequences_per_file": 500}
+SYNTH = {"participants": 120, "seed": 0, "sequences_per_file": 500}  # the demo's dataset
 
 
 def aslfr(*arguments: Any) -> list[str]:
@@ -85,12 +87,12 @@ def flags(settings: dict[str, Any]) -> list[str]:
 
 def ensure_dataset(style: str, args: argparse.Namespace) -> Path:
     """``data-dir/<style>/processed`` (written once per style and size)."""
-    folder = Path(args.data_dir) / f"{style}-{args.sequences}"
+    folder = Path(args.data_dir) / f"{style}-{args.sequences}-p{args.participants}"
     processed = folder / f"processed-mf{args.min_frames_per_char:g}"
     if (processed / "meta.json").is_file():
         return processed
     synth = ["synth", "--out", folder / "raw", "--style", style, "--sequences", args.sequences]
-    for key, value in SYNTH.items():
+    for key, value in {**SYNTH, "participants": args.participants}.items():
         synth += ["--" + key.replace("_", "-"), value]
     code = 0 if (folder / "raw" / "train.csv").is_file() else None
     if code is None:
@@ -104,6 +106,27 @@ def ensure_dataset(style: str, args: argparse.Namespace) -> Path:
     if code:
         raise RuntimeError(f"preprocess {style} failed: {folder / 'preprocess.log'}")
     return processed
+
+
+def visible_share(style: str, processed: Path, args: argparse.Namespace) -> float:
+    """Share of the held-out characters the camera caught (``synthetic.character_visibility``:
+    not hidden for the whole of the letter's time), over up to ``VISIBILITY_SAMPLE`` held-out
+    sequences: what a landmark model can read without guessing from context. Cached."""
+    cached = processed / "visible.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())["visible"]
+    from aslfr_lib import synthetic
+
+    config = synthetic.SynthConfig(
+        out=str(processed.parent / "raw"), sequences=args.sequences, style=style,
+        **{**SYNTH, "participants": args.participants},
+    )  # fmt: skip
+    held_out = json.loads((processed / "meta.json").read_text())["val"]["sequence_ids"]
+    visibility = synthetic.dataset_visibility(config, held_out[:VISIBILITY_SAMPLE])
+    characters = np.concatenate(list(visibility.values()))
+    visible = float(np.mean(characters != synthetic.HIDDEN))
+    atomic.write_json(cached, {"visible": visible, "sequences": len(visibility)})
+    return visible
 
 
 def train_one(job: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -143,7 +166,15 @@ def train_one(job: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def summarise(results: list[dict], recipes: list[str], styles: list[str]) -> str:
+def summarise(
+    results: list[dict],
+    recipes: list[str],
+    styles: list[str],
+    visible: dict[str, float] | None = None,
+) -> str:
+    """The markdown table; ``visible`` (per style, ``visible_share``) adds a last row: the
+    share of characters a landmark model can see at all, the ceiling a style's cell is read
+    against (a style that hides a third of its letters cannot reach 0.8)."""
     key = "tflite_score" if any("tflite_score" in r for r in results) else "score"
     header = ["recipe", *styles, "mean", "worst", "ratio (worst)", "aligned by", "stalled"]
     lines, baseline = [header], None
@@ -166,6 +197,9 @@ def summarise(results: list[dict], recipes: list[str], styles: list[str]) -> str
         lines.append(
             [recipe, *cells, mean, f"{worst:.3f}", ratio, latest, f"{stalled}/{len(mine)}"]
         )
+    if visible:
+        cells = [f"{visible[style]:.3f}" if style in visible else "-" for style in styles]
+        lines.append(["*visible characters*", *cells, *["-"] * 5])
     table = ["| " + " | ".join(line) + " |" for line in lines]
     table.insert(1, "|" + " --- |" * len(header))
     return "\n".join(table)
@@ -180,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         "--recipe-seeds", action="append", default=[], help="name=42,43,44: that recipe's seeds"
     )
     parser.add_argument("--sequences", type=int, default=6000)
+    parser.add_argument(
+        "--participants",
+        type=int,
+        default=SYNTH["participants"],
+        help="signers per dataset (more signers: more ways of shaping each letter to learn from)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="default: each recipe's own")
     parser.add_argument("--backend", default="tensorflow")
     parser.add_argument("--parallel", type=int, default=1)
@@ -237,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             print(json.dumps({k: v for k, v in result.items() if k != "ctc_loss"}), flush=True)
             atomic.write_json(out / "results.json", results)
-    table = summarise(results, [name for name, _ in recipes], styles)
+    visible = {style: visible_share(style, processed[style], args) for style in styles}
+    table = summarise(results, [name for name, _ in recipes], styles, visible)
     atomic.write_text(out / "robustness.md", table + "\n")
     print(table)
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)

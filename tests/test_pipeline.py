@@ -198,3 +198,37 @@ def test_stage_commands_read_their_section_of_a_pipeline_config(tmp_path):
     own.write_text("frames: 32\nbogus: 1\n")
     with pytest.raises(ValueError, match="bogus"):
         stage_config(PreprocessConfig, parser.parse_args(["--config", str(own)]), "preprocess")
+
+
+def test_demo_dataset_is_stale_when_the_config_asks_for_other_synth_settings(tmp_path):
+    data = tmp_path / "synthetic-demo"
+    synth = {"sequences": 6000, "participants": 120, "seed": 0}
+    assert pipeline.stale_demo_dataset(data, synth) is None  # nothing written yet
+    data.mkdir()
+    (data / "train.csv").write_text("path,file_id,sequence_id,participant_id,phrase\n")
+    assert "no synth.json" in pipeline.stale_demo_dataset(data, synth)  # an earlier version's
+    (data / pipeline.DEMO_SYNTH_FILE).write_text(json.dumps({**synth, "participants": 40}))
+    assert "participants 40 -> 120" in pipeline.stale_demo_dataset(data, synth)
+    (data / pipeline.DEMO_SYNTH_FILE).write_text(json.dumps(synth))
+    assert pipeline.stale_demo_dataset(data, synth) is None
+    assert pipeline.stale_demo_dataset(data, {}) is None  # a config without synth settings
+
+
+def test_demo_writes_its_dataset_again_when_the_synth_settings_change(tmp_path, monkeypatch):
+    data = tmp_path / "synthetic-demo"
+    config = tmp_path / "demo.yaml"
+    synth = {"sequences": 12, "participants": 3, "seed": 0, "sequences_per_file": 12}
+    config.write_text(yaml.safe_dump({"run": "demo", "data": str(data), "synth": synth}))
+    runs = []
+    monkeypatch.setattr(pipeline, "main", lambda argv: runs.append(argv) or 0)
+    assert pipeline.demo_main(["--config", str(config)]) == 0
+    first = (data / "train.csv").read_text()
+    assert json.loads((data / pipeline.DEMO_SYNTH_FILE).read_text()) == synth
+    config.write_text(
+        yaml.safe_dump({"run": "demo", "data": str(data), "synth": {**synth, "seed": 1}})
+    )
+    assert pipeline.demo_main(["--config", str(config)]) == 0
+    assert (data / "train.csv").read_text() != first  # another seed, another dataset
+    assert json.loads((data / pipeline.DEMO_SYNTH_FILE).read_text())["seed"] == 1
+    assert not data.with_name(data.name + ".partial").exists()
+    assert len(runs) == 2 and all("--data" in argv for argv in runs)
