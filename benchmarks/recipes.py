@@ -1,8 +1,15 @@
-"""Recipe ablation: train recipes side by side on one dataset, score them through the export.
+"""Recipe ablation: every recipe on several signing styles and seeds, judged by its worst case.
 
-    .venv/bin/python benchmarks/recipes.py                          # every row, seed 42
-    .venv/bin/python benchmarks/recipes.py --rows v6_reference,v6_fixes --seeds 42 43
-    .venv/bin/python benchmarks/recipes.py --quick --rows v6_fixes  # smoke test, minutes
+    .venv/bin/python benchmarks/recipes.py     # every row x default,fluent,idiolect x seeds 42 43
+    .venv/bin/python benchmarks/recipes.py --rows v6_reference,v6_fixes --styles default,dropout
+    .venv/bin/python benchmarks/recipes.py --quick --rows ctc_only  # smoke test: 2 styles, tiny
+
+Why the worst case: a recipe tuned on one data source failed on another (it stalled on
+independent data; README, "Every held-out sequence, every style"), and a mean over data sources
+hides one that fails. So every row runs on every style of ``--styles`` (``aslfr synth --style``,
+``aslfr_lib/synthetic/styles.py``) with every seed of ``--seeds``; the headline of a row is its
+mean and its *worst* single (style, seed) score, and the ``ratio`` column divides the worst by
+the baseline row's worst.
 
 Rows are the files ``configs/recipes/*.yaml`` in the order of the number their names start
 with; the first selected row is the baseline of the ``ratio`` column. Each file has a comment
@@ -13,23 +20,27 @@ A new row is a new file.
 Every row gets the same data and the same budget: ``--epochs``, ``--batch-size`` and ``--seeds``,
 ``warmup_epochs = round(0.1 * epochs)`` and the architecture of ``configs/demo.yaml``'s
 ``train:`` section unless the row sets them itself. Optimizer, learning rate and weight decay
-belong to the row. The dataset (synthetic, the generator's default difficulty) is written once
-with ``aslfr synth`` and ``aslfr preprocess --val-fraction 0.2`` into ``--data-dir`` and reused
-while its settings match; the validation split is whole participants that training never sees.
+belong to the row. One dataset per style (synthetic, the generator's default difficulty) is
+written once with ``aslfr synth --style S`` and ``aslfr preprocess --val-fraction 0.2`` into
+``--data-dir/<style>`` and reused while its settings match; the validation split is whole
+participants that training never sees.
 
-Per row and seed, each step is a subprocess through the installed ``aslfr`` with its output in a
-log file: ``aslfr train`` (timed: the "training s" column), ``aslfr export`` of the *last*
-checkpoint (the held-out participants never choose a checkpoint), then ``aslfr
+Per row, style and seed, each step is a subprocess through the installed ``aslfr`` with its
+output in a log file: ``aslfr train`` (timed: the "training s" column), ``aslfr export`` of the
+*last* checkpoint (the held-out participants never choose a checkpoint), then ``aslfr
 check-submission --split val --json`` on the exported ``submission.zip``: the held-out score and
 the p50 milliseconds per sequence (LiteRT, 1 thread, as Kaggle's scorer runs it).
 
-Results are cached as ``<out>/<row>-s<seed>/result.json``, keyed by a fingerprint of the row's
-settings, the common settings and the dataset, so an interrupted benchmark resumes where it
-stopped (``--force`` reruns the selected rows). Training runs live in ``<out>/train/`` keyed by
-the train flags alone: rows with identical ``train:`` mappings (one training, two decoders)
-share one run. A failing step marks its row as failed, with its log, and the benchmark goes on.
+Results are cached as ``<out>/<row>-<style>-s<seed>/result.json``, keyed by a fingerprint of the
+row's settings, the common settings and the dataset (its style included), so an interrupted
+benchmark resumes where it stopped (``--force`` reruns the selected rows). Training runs live in
+``<out>/train/`` keyed by the train flags and the dataset alone: rows with identical ``train:``
+mappings (one training, two decoders) share one run. A failing step marks that run as failed,
+with its log, and the benchmark goes on; a row with a failed run has no worst case (``failed``).
 
-The table is printed and written to ``docs/recipes.md`` (``--quick``: ``<out>/recipes.md``).
+The table (one line per row: per style the mean over seeds, then mean, worst, the ratio on the
+worst, and training s, parameters, TFLite MB, p50 ms as means; below it every seed's score) is
+printed and written to ``docs/recipes.md`` (``--quick``: ``<out>/recipes.md``).
 """
 
 from __future__ import annotations
@@ -86,18 +97,13 @@ CHECK_THREADS = 1  # Kaggle's scorer
 DATASET_META = "bench_dataset.json"
 TRAIN_RESULT = "train_result.json"
 RESULT = "result.json"
-FULL = {"sequences": 2000, "participants": 40, "epochs": 30}
-QUICK = {"sequences": 300, "participants": 10, "epochs": 2}
-COLUMNS = (
-    "row",
-    "seed",
-    "held-out score",
-    "ratio",
-    "training s",
-    "parameters",
-    "TFLite MB",
-    "p50 ms",
-)
+FULL = {"sequences": 2000, "participants": 40, "epochs": 30, "styles": "default,fluent,idiolect"}
+# Two styles even here, so a smoke test crosses styles and seeds as the full run does.
+QUICK = {"sequences": 300, "participants": 10, "epochs": 2, "styles": "default,fluent"}
+SEEDS = [42, 43]
+# Means over a row's finished runs, with their format.
+NUMBERS = {"training_seconds": ".0f", "parameters": ",.0f", "tflite_mb": ".2f", "p50_ms": ".1f"}
+NUMBER_COLUMNS = ("training s", "parameters", "TFLite MB", "p50 ms")
 PARAMETER_COUNT = """\
 import sys
 from aslfr_lib.checkpoints import load_checkpoint  # registers every class a checkpoint names
@@ -194,13 +200,28 @@ def select_rows(recipes: list[Recipe], names: list[str] | None) -> list[Recipe]:
     return [r for r in recipes if r.name in names]
 
 
+def style_list(text: str) -> list[str]:
+    """``"default,fluent"`` -> ``["default", "fluent"]``, each a name ``aslfr synth --style``
+    accepts (an ``argparse`` type: a bad name is a usage error that lists the valid ones)."""
+    from aslfr_lib.synthetic.styles import style_names
+
+    valid = ", ".join(style_names())
+    styles = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if not styles:
+        raise argparse.ArgumentTypeError(f"no style named in {text!r}; valid styles: {valid}")
+    unknown = [name for name in styles if name not in style_names()]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown style(s) {unknown}; valid styles: {valid}")
+    return styles
+
+
 # ----------------------------------------------------------------------------------------------
 # Settings and flags
 
 
 @dataclasses.dataclass(frozen=True)
 class Common:
-    """What the benchmark imposes on every row, and the dataset it makes."""
+    """What the benchmark imposes on every row, and the datasets it makes (one per style)."""
 
     epochs: int
     batch_size: int
@@ -213,7 +234,7 @@ class Common:
     def warmup_epochs(self) -> int:
         return round(WARMUP_SHARE * self.epochs)
 
-    def dataset(self) -> dict[str, Any]:
+    def dataset(self, style: str) -> dict[str, Any]:
         return {
             "synth": {
                 "sequences": self.sequences,
@@ -221,6 +242,7 @@ class Common:
                 "seed": SYNTH_SEED,
                 "sequences_per_file": SEQUENCES_PER_FILE,
                 "difficulty": self.difficulty,
+                "style": style,
             },
             "preprocess": {"frames": FRAMES, "val_fraction": VAL_FRACTION},
         }
@@ -273,14 +295,14 @@ def fingerprint(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def train_key(recipe: Recipe, common: Common, seed: int) -> dict[str, Any]:
+def train_key(recipe: Recipe, common: Common, style: str, seed: int) -> dict[str, Any]:
     """What a training run depends on: its flags and the dataset (not the export)."""
-    return {"train": train_flags(recipe, common, seed), "dataset": common.dataset()}
+    return {"train": train_flags(recipe, common, seed), "dataset": common.dataset(style)}
 
 
-def result_key(recipe: Recipe, common: Common, seed: int) -> dict[str, Any]:
+def result_key(recipe: Recipe, common: Common, style: str, seed: int) -> dict[str, Any]:
     return {
-        **train_key(recipe, common, seed),
+        **train_key(recipe, common, style, seed),
         "export": export_flags(recipe),
         "check": {"split": "val", "num_threads": CHECK_THREADS},
     }
@@ -369,16 +391,16 @@ def dataset_summary(processed: Path, settings: dict[str, Any]) -> dict[str, Any]
     return summary
 
 
-def ensure_dataset(folder: Path, common: Common) -> dict[str, Any]:
-    """Synthesize and preprocess the dataset into ``folder`` unless it is there with the same
-    settings; returns ``{"raw", "processed", "settings", "summary", "fingerprint"}``."""
-    settings = common.dataset()
+def ensure_dataset(folder: Path, common: Common, style: str) -> dict[str, Any]:
+    """Synthesize and preprocess the dataset of ``style`` into ``folder`` unless it is there with
+    the same settings; returns ``{"raw", "processed", "settings", "summary", "fingerprint"}``."""
+    settings = common.dataset(style)
     meta_path = folder / DATASET_META
     raw, processed = folder / "raw", folder / "processed"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("settings") == settings and (processed / "meta.json").is_file():
-            say(f"dataset {display(folder)} reused ({fingerprint(settings)})")
+            say(f"dataset {style}: {display(folder)} reused ({fingerprint(settings)})")
             return {**meta, "raw": raw, "processed": processed}
     ours = {"raw", "processed", DATASET_META, "synth.log", "preprocess.log"}
     if folder.exists():
@@ -392,7 +414,7 @@ def ensure_dataset(folder: Path, common: Common) -> dict[str, Any]:
         shutil.rmtree(stale, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     synth = settings["synth"]
-    say(f"dataset: aslfr synth {synth['sequences']} sequences -> {display(raw)}")
+    say(f"dataset {style}: aslfr synth {synth['sequences']} sequences -> {display(raw)}")
     command = [
         *aslfr_command(),
         "synth",
@@ -401,7 +423,7 @@ def ensure_dataset(folder: Path, common: Common) -> dict[str, Any]:
         *command_line({k: v for k, v in synth.items() if k != "difficulty"}),
     ]
     run_step("aslfr synth", command, folder / "synth.log")
-    say(f"dataset: aslfr preprocess -> {display(processed)}")
+    say(f"dataset {style}: aslfr preprocess -> {display(processed)}")
     command = [
         *aslfr_command(),
         "preprocess",
@@ -435,15 +457,17 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def train_run(
-    recipe: Recipe, common: Common, seed: int, dataset: dict, out: Path, force: bool
+    recipe: Recipe, common: Common, style: str, seed: int, dataset: dict, out: Path, force: bool
 ) -> dict[str, Any]:
-    """Train (or reuse) the run of a row's train flags; returns its ``train_result.json``."""
-    key = train_key(recipe, common, seed)
+    """Train (or reuse) the run of a row's train flags on the dataset of ``style``; returns its
+    ``train_result.json``."""
+    key = train_key(recipe, common, style, seed)
     key_print = fingerprint(key)
-    folder = out / "train" / f"s{seed}-{key_print}"
+    label = f"{recipe.name} {style} s{seed}"
+    folder = out / "train" / f"{style}-s{seed}-{key_print}"
     done = read_json(folder / TRAIN_RESULT)
     if done and done.get("fingerprint") == key_print and not force:
-        say(f"{recipe.name} s{seed}: training {display(folder)} reused")
+        say(f"{label}: training {display(folder)} reused")
         return done
     (folder / TRAIN_RESULT).unlink(missing_ok=True)
     flags = key["train"]
@@ -456,7 +480,7 @@ def train_run(
         str(folder),
         *command_line(flags),
     ]
-    say(f"{recipe.name} s{seed}: training -> {display(folder)}")
+    say(f"{label}: training -> {display(folder)}")
     seconds = run_step("aslfr train", command, folder / "train.log")
     checkpoint = folder / f"{EXPORTED_CHECKPOINT}.keras"
     count_log = folder / "parameters.log"
@@ -479,31 +503,35 @@ def train_run(
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     atomic.write_json(folder / TRAIN_RESULT, result)
-    say(f"{recipe.name} s{seed}: trained in {seconds:.0f} s, {parameters} parameters")
+    say(f"{label}: trained in {seconds:.0f} s, {parameters} parameters")
     return result
 
 
 def run_row(
     recipe: Recipe,
     common: Common,
+    style: str,
     seed: int,
     dataset: dict,
     out: Path,
     force: bool,
     trained: dict[str, dict | StepFailed],
 ) -> dict[str, Any]:
-    """The result of one row and seed (``status`` ok or failed), from the cache when its
-    fingerprint matches. ``trained`` holds this invocation's training runs by fingerprint."""
-    key_print = fingerprint(result_key(recipe, common, seed))
-    folder = out / f"{recipe.name}-s{seed}"
+    """The result of one row on the dataset of ``style`` with ``seed`` (``status`` ok or
+    failed), from the cache when its fingerprint matches. ``trained`` holds this invocation's
+    training runs by fingerprint."""
+    key_print = fingerprint(result_key(recipe, common, style, seed))
+    label = f"{recipe.name} {style} s{seed}"
+    folder = out / f"{recipe.name}-{style}-s{seed}"
     cached = read_json(folder / RESULT)
     if cached and cached.get("fingerprint") == key_print and not force:
-        say(f"{recipe.name} s{seed}: result reused ({display(folder / RESULT)})")
+        say(f"{label}: result reused ({display(folder / RESULT)})")
         return {**cached, "reused": True}
     (folder / RESULT).unlink(missing_ok=True)
-    train_print = fingerprint(train_key(recipe, common, seed))
+    train_print = fingerprint(train_key(recipe, common, style, seed))
     base = {
         "row": recipe.name,
+        "style": style,
         "seed": seed,
         "fingerprint": key_print,
         "train_fingerprint": train_print,
@@ -513,7 +541,7 @@ def run_row(
         if train_print not in trained:
             try:
                 # --force retrains once per invocation; a second row reuses that run
-                trained[train_print] = train_run(recipe, common, seed, dataset, out, force)
+                trained[train_print] = train_run(recipe, common, style, seed, dataset, out, force)
             except StepFailed as error:
                 trained[train_print] = error
         training = trained[train_print]
@@ -532,7 +560,7 @@ def run_row(
             str(dataset["processed"]),
             *command_line(export_flags(recipe)),
         ]
-        say(f"{recipe.name} s{seed}: export -> {display(submission)}")
+        say(f"{label}: export -> {display(submission)}")
         run_step("aslfr export", command, folder / "export.log")
         command = [
             *aslfr_command(),
@@ -549,13 +577,13 @@ def run_row(
             "--json",
             "--no-progress",
         ]
-        say(f"{recipe.name} s{seed}: check-submission on the held-out participants")
+        say(f"{label}: check-submission on the held-out participants")
         status, _ = run_logged(command, folder / "check.log", folder / "check.json")
         report = read_json(folder / "check.json") if status == 0 else None
         if report is None:
             raise StepFailed("aslfr check-submission", folder / "check.log")
     except StepFailed as error:
-        say(f"{recipe.name} s{seed}: FAILED: {error}")
+        say(f"{label}: FAILED: {error}")
         return {**base, "status": "failed", "step": error.step, "log": display(error.log)}
     result = {
         **base,
@@ -571,24 +599,24 @@ def run_row(
         "keras_val_score": training["keras_val_score"],
         "train_folder": training["folder"],
         "submission": display(submission / "submission.zip"),
-        "key": result_key(recipe, common, seed),
+        "key": result_key(recipe, common, style, seed),
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     atomic.write_json(folder / RESULT, result)
-    say(f"{recipe.name} s{seed}: held-out score {result['score']:.4f}")
+    say(f"{label}: held-out score {result['score']:.4f}")
     return result
 
 
 # ----------------------------------------------------------------------------------------------
-# The table
+# The table: per row, the mean and the worst over every style and seed
 
 
-def _mean(values: list[float | None]) -> float | None:
+def mean_or_none(values: list[float | None]) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.fmean(values) if values else None
 
 
-def _cell(value: float | None, spec: str) -> str:
+def cell(value: float | None, spec: str) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     return format(value, spec)
@@ -601,68 +629,120 @@ def _ratio(score: float | None, baseline: float | None) -> str:
     return f"{score / baseline:.3f}"
 
 
-def _numbers(result: dict[str, Any]) -> list[float | None]:
-    keys = ("training_seconds", "parameters", "tflite_mb", "p50_ms")
-    return [result.get(key) for key in keys]
+@dataclasses.dataclass(frozen=True)
+class WorstCase:
+    """One row's runs (keyed by style and seed) in a few numbers; its headline is ``worst``."""
+
+    style_means: dict[str, float | None]  # per style, the mean over its seeds (None: no score)
+    failed_styles: list[str]  # styles with a failed run: their cells say so, not a number
+    mean: float | None  # over every finished run
+    worst: float | None  # the lowest single run; None when a run failed (the worst is unknown)
+    finished: int
+    runs: int
+
+
+def worst_case(runs: dict[tuple[str, int], dict], styles: list[str]) -> WorstCase:
+    """Mean and worst of one row's ``{(style, seed): result}``; a result's ``status`` is ok
+    (with a ``score``) or failed."""
+    scores = [r["score"] for r in runs.values() if r["status"] == "ok"]
+    style_means, failed_styles = {}, []
+    for style in styles:
+        mine = [r for (s, _seed), r in runs.items() if s == style]
+        style_means[style] = mean_or_none([r["score"] for r in mine if r["status"] == "ok"])
+        if any(r["status"] != "ok" for r in mine):
+            failed_styles.append(style)
+    return WorstCase(
+        style_means=style_means,
+        failed_styles=failed_styles,
+        mean=mean_or_none(scores),
+        worst=min(scores) if scores and len(scores) == len(runs) else None,
+        finished=len(scores),
+        runs=len(runs),
+    )
+
+
+def worst_case_cells(case: WorstCase, styles: list[str], baseline_worst: float | None) -> list[str]:
+    """The cells ``*styles, mean, worst, ratio (worst)`` of one row."""
+    cells = [
+        "failed" if style in case.failed_styles else cell(case.style_means[style], ".4f")
+        for style in styles
+    ]
+    mean = cell(case.mean, ".4f")
+    if case.mean is not None and case.finished < case.runs:
+        mean += f" ({case.finished} of {case.runs} runs)"
+    worst = "failed" if case.failed_styles else cell(case.worst, ".4f")
+    return [*cells, mean, worst, _ratio(case.worst, baseline_worst)]
+
+
+def row_runs(results: dict[tuple[str, str, int], dict], row: str) -> dict[tuple[str, int], dict]:
+    """The results of ``row`` keyed by (style, seed)."""
+    return {(style, seed): r for (name, style, seed), r in results.items() if name == row}
+
+
+def table_header(styles: list[str]) -> list[str]:
+    return ["row", "seeds", *styles, "mean", "worst", "ratio (worst)", *NUMBER_COLUMNS]
 
 
 def table_rows(
-    rows: list[str], seeds: list[int], results: dict[tuple[str, int], dict]
+    rows: list[str], styles: list[str], results: dict[tuple[str, str, int], dict]
 ) -> list[list[str]]:
-    """Cells of the table: one line per row and seed, then a mean line for >1 seed; ratios
-    against the first row (same seed; the mean against the baseline's mean)."""
-    baseline = rows[0]
-    specs = (".0f", ",.0f", ".2f", ".1f")
+    """One line per row: per style the mean over seeds, then mean and worst over every (style,
+    seed), the worst against the first row's worst, and the means of ``NUMBERS``."""
+    cases = {row: worst_case(row_runs(results, row), styles) for row in rows}
+    baseline_worst = cases[rows[0]].worst
     lines = []
     for row in rows:
-        scores = []
-        row_seeds = [seed for seed in seeds if (row, seed) in results]  # --extra-seed-rows
-        for seed in row_seeds:
-            result = results[(row, seed)]
-            if result["status"] != "ok":
-                failed = f"failed ({result['step']}: `{result['log']}`)"
-                lines.append([row, str(seed), failed, "–", "–", "–", "–", "–"])
-                scores.append(None)
-                continue
-            scores.append(result["score"])
-            reference = results.get((baseline, seed), {"status": "missing"})
-            base = reference["score"] if reference["status"] == "ok" else None
-            numbers = [_cell(v, s) for v, s in zip(_numbers(result), specs, strict=True)]
-            lines.append(
-                [row, str(seed), f"{result['score']:.4f}", _ratio(result["score"], base), *numbers]
-            )
-        if len(row_seeds) > 1:
-            done = [results[(row, s)] for s in row_seeds if results[(row, s)]["status"] == "ok"]
-            base_scores = [
-                results[(baseline, s)].get("score")
-                for s in row_seeds
-                if results.get((baseline, s), {}).get("status") == "ok"
-            ]
-            label = "mean" if len(done) == len(row_seeds) else f"mean of {len(done)}"
-            means = [_mean(list(column)) for column in zip(*map(_numbers, done), strict=True)]
-            score = _mean(scores)
-            lines.append(
-                [
-                    row,
-                    label,
-                    _cell(score, ".4f"),
-                    _ratio(score, _mean(base_scores)),
-                    *(_cell(v, s) for v, s in zip(means or [None] * 4, specs, strict=True)),
-                ]
-            )
+        runs = row_runs(results, row)
+        done = [r for r in runs.values() if r["status"] == "ok"]
+        numbers = [
+            cell(mean_or_none([r.get(key) for r in done]), spec) for key, spec in NUMBERS.items()
+        ]
+        seeds = ", ".join(map(str, sorted({seed for _style, seed in runs})))
+        lines.append([row, seeds, *worst_case_cells(cases[row], styles, baseline_worst), *numbers])
     return lines
 
 
-def markdown_table(lines: list[list[str]]) -> str:
-    header = "| " + " | ".join(COLUMNS) + " |"
-    rule = "| " + " | ".join("---" for _ in COLUMNS) + " |"
-    return "\n".join([header, rule, *("| " + " | ".join(line) + " |" for line in lines)])
+def run_cell(result: dict | None) -> str:
+    if result is None:
+        return "–"
+    return f"{result['score']:.4f}" if result["status"] == "ok" else "failed"
 
 
-def shared_training(results: dict[tuple[str, int], dict]) -> list[list[str]]:
-    """Groups of rows that share one training run (identical train flags)."""
+def seed_rows(
+    rows: list[str], styles: list[str], results: dict[tuple[str, str, int], dict]
+) -> list[list[str]]:
+    """Every run's score: one line per row, per style its seeds' scores in seed order."""
+    lines = []
+    for row in rows:
+        runs = row_runs(results, row)
+        seeds = sorted({seed for _style, seed in runs})
+        cells = [
+            " / ".join(run_cell(runs.get((style, seed))) for seed in seeds) for style in styles
+        ]
+        lines.append([row, " / ".join(map(str, seeds)), *cells])
+    return lines
+
+
+def failed_runs(results: dict[tuple[str, str, int], dict]) -> list[str]:
+    """``row style sSEED: step (log)`` for each failed run."""
+    return [
+        f"`{row}` {style} s{seed}: {result['step']} (`{result['log']}`)"
+        for (row, style, seed), result in results.items()
+        if result["status"] != "ok"
+    ]
+
+
+def markdown_table(header: list[str], lines: list[list[str]]) -> str:
+    assert all(len(line) == len(header) for line in lines), "a line has the wrong cell count"
+    head = "| " + " | ".join(header) + " |"
+    rule = "| " + " | ".join("---" for _ in header) + " |"
+    return "\n".join([head, rule, *("| " + " | ".join(line) + " |" for line in lines)])
+
+
+def shared_training(results: dict[tuple[str, str, int], dict]) -> list[list[str]]:
+    """Groups of rows that share one training run (identical train flags and dataset)."""
     groups: dict[str, list[str]] = {}
-    for (row, _seed), result in results.items():
+    for (row, _style, _seed), result in results.items():
         key = result.get("train_fingerprint")
         if key and row not in groups.setdefault(key, []):
             groups[key].append(row)
@@ -672,34 +752,44 @@ def shared_training(results: dict[tuple[str, int], dict]) -> list[list[str]]:
 
 def report(
     recipes: list[Recipe],
-    seeds: list[int],
-    results: dict[tuple[str, int], dict],
+    styles: list[str],
+    results: dict[tuple[str, str, int], dict],
     common: Common,
-    dataset: dict,
+    datasets: dict[str, dict],
     command: str,
     architecture_path: Path,
 ) -> str:
     """The markdown of ``docs/recipes.md``."""
     rows = [r.name for r in recipes]
-    summary = dataset["summary"]
+    seeds = sorted({seed for _row, _style, seed in results})
+    summaries = {style: datasets[style]["summary"] for style in styles}
+    first = summaries[styles[0]]
     reused = sum(bool(r.get("reused")) for r in results.values())
     architecture = ", ".join(f"{k} {v}" for k, v in common.architecture.items())
+
+    def split(name: str) -> str:
+        return "; ".join(
+            f"{style} {s[f'{name}_participants']} participants, {s[f'{name}_sequences']} sequences"
+            for style, s in summaries.items()
+        )
+
     lines = [
         "# Recipes side by side",
         "",
         "Written by `benchmarks/recipes.py` (do not edit by hand). Every row trains on the same "
-        "data with the same budget and is scored on participants it never saw, through its "
-        "exported `model.tflite` and `aslfr check-submission`.",
+        "data with the same budget, once per signing style and seed, and is scored on "
+        "participants it never saw, through its exported `model.tflite` and `aslfr "
+        "check-submission`. Rows are judged by their worst run: a recipe tuned on one data "
+        "source can fail on another, and a mean hides that.",
         "",
         f"- command: `{command}`",
-        f"- dataset: synthetic, {summary['sequences']:,} sequences, {summary['participants']} "
-        f"participants, difficulty {summary['difficulty']} (the generator's default), "
-        f"{summary['frames']} frames; held out (val split by participant, fraction "
-        f"{summary['val_fraction']}): {summary['val_participants']} participants, "
-        f"{summary['val_sequences']} sequences; training: {summary['train_participants']} "
-        f"participants, {summary['train_sequences']} sequences",
+        f"- datasets: synthetic, one per style (`aslfr synth --style`: {', '.join(styles)}), "
+        f"each {first['sequences']:,} sequences by {first['participants']} participants, "
+        f"difficulty {first['difficulty']} (the generator's default), synth seed "
+        f"{first['seed']}, {first['frames']} frames; held out (val split by participant, "
+        f"fraction {first['val_fraction']}): {split('val')}; training: {split('train')}",
         f"- every row: {common.epochs} epochs, batch {common.batch_size}, seed(s) "
-        f"{', '.join(map(str, seeds))}; unless the row sets them: warmup "
+        f"{', '.join(map(str, seeds))} on every style; unless the row sets them: warmup "
         f"{common.warmup_epochs} epochs, the architecture of `{display(architecture_path)}` "
         f"({architecture}); the last checkpoint is exported (the held-out split chooses "
         "nothing)",
@@ -713,22 +803,39 @@ def report(
             else ""
         ),
         "",
-        markdown_table(table_rows(rows, seeds, results)),
+        markdown_table(table_header(styles), table_rows(rows, styles, results)),
         "",
-        f"held-out score: (N - D) / N of the exported submission on the held-out sequences; "
-        f"ratio: score / score of `{rows[0]}` (same seed), measured in the same benchmark "
-        "(none when that score is <= 0); "
-        "training s: wall time of `aslfr train` (start-up and the final validation decode "
-        f"included); p50 ms: median per sequence, LiteRT, {CHECK_THREADS} thread.",
+        f"{', '.join(styles)}: held-out score ((N - D) / N of the exported submission on that "
+        "style's held-out sequences), mean over the row's seeds; mean: over every (style, seed) "
+        "run; worst: the lowest single run, the headline; ratio (worst): worst / worst of "
+        f"`{rows[0]}`, measured in the same benchmark (none when that is <= 0 or unknown); "
+        "failed: a run of that style failed (listed below), so the row has no worst; a row "
+        "with more seeds takes its worst over more runs. Means over the row's finished runs: "
+        "training s (wall time of `aslfr train`, start-up and the final validation decode "
+        f"included), parameters, TFLite MB, p50 ms (median per sequence, LiteRT, "
+        f"{CHECK_THREADS} thread).",
     ]
+    failed = failed_runs(results)
+    if failed:
+        lines += ["", "Failed runs: " + "; ".join(failed) + "."]
     for group in shared_training(results):
         names = ", ".join(f"`{name}`" for name in group)
         lines += [
             "",
-            f"Rows {names} share one training run per seed (identical `train:`): their training "
-            "s and parameters are that run's.",
+            f"Rows {names} share one training run per style and seed (identical `train:`): "
+            "their training s and parameters are that run's.",
         ]
-    lines += ["", "## Rows", ""]
+    lines += [
+        "",
+        "## Every run",
+        "",
+        "Held-out score of each run, per style in the order of the row's seeds.",
+        "",
+        markdown_table(["row", "seeds", *styles], seed_rows(rows, styles, results)),
+        "",
+        "## Rows",
+        "",
+    ]
     lines += [f"- `{r.name}` ({display(r.path)}): {r.description}" for r in recipes]
     return "\n".join(lines) + "\n"
 
@@ -740,7 +847,15 @@ def report(
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", help="comma-separated row names (default: every recipe)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="training seeds")
+    parser.add_argument(
+        "--styles",
+        type=style_list,
+        help=f"comma-separated `aslfr synth --style` names, one dataset each (default "
+        f"{FULL['styles']}; --quick: {QUICK['styles']})",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=SEEDS, help="training seeds, on every style"
+    )
     parser.add_argument(
         "--extra-seeds", type=int, nargs="+", default=[], help="more seeds for --extra-seed-rows"
     )
@@ -770,13 +885,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=ARCHITECTURE_CONFIG,
         help="config whose train: architecture every row gets unless it sets its own",
     )
-    parser.add_argument("--data-dir", type=Path, help="dataset cache (default data/bench-recipes)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="dataset cache, a folder per style (default data/bench-recipes)",
+    )
     parser.add_argument("--out", type=Path, help="runs and results (default outputs/bench-recipes)")
     parser.add_argument("--doc", type=Path, help="markdown report (default docs/recipes.md)")
     parser.add_argument(
         "--force",
         action="store_true",
-        help="rerun the selected rows (the dataset is remade only when its settings change)",
+        help="rerun the selected rows (a dataset is remade only when its settings change)",
     )
     return parser.parse_args(argv)
 
@@ -807,11 +926,12 @@ def main(argv: list[str] | None = None) -> int:
             difficulty=SynthConfig().difficulty,
             architecture=read_architecture(args.architecture),
         )
-        dataset = ensure_dataset(data_dir, common)
+        styles = args.styles or style_list(sizes["styles"])
+        datasets = {style: ensure_dataset(data_dir / style, common, style) for style in styles}
     except (RecipeError, StepFailed, OSError) as error:
         print(f"benchmarks/recipes.py: error: {error}", file=sys.stderr)
         return 1
-    results: dict[tuple[str, int], dict] = {}
+    results: dict[tuple[str, str, int], dict] = {}
     trained: dict[str, dict | StepFailed] = {}
     extra_rows = set(filter(None, args.extra_seed_rows.split(",")))
     unknown = extra_rows - {recipe.name for recipe in recipes}
@@ -820,12 +940,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for recipe in recipes:
         extra = args.extra_seeds if recipe.name in extra_rows else []
-        for seed in [*args.seeds, *(s for s in extra if s not in args.seeds)]:
-            results[(recipe.name, seed)] = run_row(
-                recipe, common, seed, dataset, out, args.force, trained
-            )
-    seeds = sorted({seed for _, seed in results})
-    text = report(recipes, seeds, results, common, dataset, this_command(argv), args.architecture)
+        for style in styles:
+            for seed in [*args.seeds, *(s for s in extra if s not in args.seeds)]:
+                results[(recipe.name, style, seed)] = run_row(
+                    recipe, common, style, seed, datasets[style], out, args.force, trained
+                )
+    text = report(recipes, styles, results, common, datasets, this_command(argv), args.architecture)
     atomic.write_text(doc, text)
     print()
     print(text)
