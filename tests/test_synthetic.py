@@ -600,3 +600,33 @@ def test_aslfr_synth_style_through_the_installed_command(tmp_path):
     assert not (tmp_path / "bad" / "train.csv").exists()
     helped = subprocess.run([aslfr, "synth", "--help"], capture_output=True, text=True, check=True)
     assert "two_hands" in " ".join(helped.stdout.split())
+
+
+def test_styles_at_the_ends_of_their_documented_ranges_write_a_dataset(tmp_path, monkeypatch):
+    from aslfr_lib.synthetic import styles
+
+    # dropout 0 used to crash: a signer's Beta draw near 1e-300 made a geometric draw with p = 0
+    edges = {
+        "no_dropout": synthetic.Style(dropout=0.0, other_hand_probability=0.0),
+        "extremes": synthetic.Style(
+            frames_per_character=12.0, hold=0.8, coarticulation=0.6, lead_in=60.0,
+            lead_out=2.0, idiolect=0.5, dropout=0.9, dropout_length=(60.0, 60.0),
+            other_hand_probability=1.0, other_hand_frames=(1, 400),
+        ),
+    }  # fmt: skip
+    for name, style in edges.items():
+        monkeypatch.setitem(styles.STYLES, name, style)
+        summary = _generate(tmp_path / name, style=name, sequences=12, participants=3)
+        assert summary["sequences"] == 12
+
+    def visible(style: str) -> float:
+        settings = SynthConfig(out=str(tmp_path / style), sequences=12, participants=3,
+                               sequences_per_file=16, style=style)  # fmt: skip
+        if style == "default":
+            _generate(tmp_path / style, style=style, sequences=12, participants=3)
+        ids = pd.read_csv(tmp_path / style / "train.csv")["sequence_id"]
+        shown = np.concatenate(list(synthetic.dataset_visibility(settings, ids).values()))
+        return float(np.mean(shown != synthetic.HIDDEN))
+
+    # the same signers and phrases without drop-out: only cut-short recordings hide letters
+    assert visible("default") < visible("no_dropout")

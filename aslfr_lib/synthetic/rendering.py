@@ -37,7 +37,9 @@ def _runs(rng: np.random.Generator, length: int, rate: float, mean_run: float) -
     """(length,) bool, True on about ``rate`` of the frames in stretches of ``mean_run`` frames."""
     mask = np.zeros(length, dtype=bool)
     rate = min(max(rate, 0.0), 0.98)
-    if rate == 0.0 or length == 0:
+    # A style's rate of 0 reaches here as a signer's Beta draw of ~1e-300, whose gaps would be
+    # too long for a geometric draw: below one frame in a billion there are no runs.
+    if rate < 1e-9 or length == 0:
         return mask
     mean_gap = mean_run * (1 - rate) / rate
     state = rng.random() < rate
