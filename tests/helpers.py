@@ -11,16 +11,19 @@ and ``BACKEND`` is looked up on first use (see ``__getattr__`` below).
   ``.tflite`` model whose phrase reports its input, a submission.zip around it, and parquet
   rows in the competition's layout).
 - ``BACKEND``, ``run_on_other_backend``: rerun a test file under the other Keras backend.
+- ``load_benchmark``: a script of ``benchmarks/`` as a module.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -132,6 +135,19 @@ def competition_table(sequences: dict[int, int], seed: int = 0) -> pd.DataFrame:
         table.index = pd.Index(np.full(frames, sequence_id, dtype=np.int64), name=INDEX_COLUMN)
         tables.append(table)
     return pd.concat(tables)
+
+
+# --------------------------------------------------------------------------------- benchmarks
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` (not a package) as the module ``bench_<name>``, registered in
+    ``sys.modules`` so that its dataclasses find their module."""
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", REPO / "benchmarks" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 # ------------------------------------------------------------------------------ other backend

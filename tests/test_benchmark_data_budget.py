@@ -1,21 +1,15 @@
 """benchmarks/data_budget.py: sizes x styles x seeds, each style scored on its own test signers,
 and the table of mean and worst (the aslfr steps are stand-ins here: no training)."""
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = importlib.util.spec_from_file_location(
-    "bench_data_budget", ROOT / "benchmarks" / "data_budget.py"
-)
-data_budget = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = data_budget
-SPEC.loader.exec_module(data_budget)
+data_budget = load_benchmark("data_budget")
 recipes = data_budget.recipes
 
 STYLES = ["default", "fluent"]

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_benchmark
 
 from aslfr_lib import training
 from aslfr_lib.training import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEC = importlib.util.spec_from_file_location("bench_ensemble", ROOT / "benchmarks" / "ensemble.py")
-bench = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = bench
-SPEC.loader.exec_module(bench)
+bench = load_benchmark("ensemble")
 
 TINY_FLAGS = [
     *["--encoder-dim", "16", "--decoder-dim", "16", "--encoder-blocks", "1"],

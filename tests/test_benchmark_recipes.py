@@ -3,7 +3,6 @@
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import statistics
 import subprocess
@@ -11,15 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_benchmark
 
 from aslfr_lib.config import make
 from aslfr_lib.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = importlib.util.spec_from_file_location("bench_recipes", ROOT / "benchmarks" / "recipes.py")
-recipes = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = recipes  # dataclasses look their module up there
-SPEC.loader.exec_module(recipes)
+recipes = load_benchmark("recipes")
 
 ROWS = recipes.load_recipes(recipes.RECIPES)
 BY_NAME = {row.name: row for row in ROWS}

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEC = importlib.util.spec_from_file_location(
-    "bench_robustness", ROOT / "benchmarks" / "robustness.py"
-)
-bench = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = bench
-SPEC.loader.exec_module(bench)
+from helpers import load_benchmark
+
+bench = load_benchmark("robustness")
 
 
 def _run(recipe: str, style: str, seed: int, score: float | None, aligned: int | None = 2):

@@ -367,12 +367,9 @@ def test_dataset_visibility_renders_the_dataset_again(tmp_path):
 
 
 def test_readability_benchmark_charges_each_edit_to_the_character_it_touches():
-    import importlib.util
+    from helpers import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "readability.py"
-    spec = importlib.util.spec_from_file_location("bench_readability", path)
-    readability = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(readability)
+    readability = load_benchmark("readability")
     held, moving, hidden = synthetic.SEEN_HELD, synthetic.SEEN_MOVING, synthetic.HIDDEN
     counts = readability.attribute_edits(
         ["abcd", "xy"],
