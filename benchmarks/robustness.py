@@ -85,14 +85,19 @@ def flags(settings: dict[str, Any]) -> list[str]:
     return out
 
 
+def synth_settings(style: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``aslfr synth`` settings of ``style``'s dataset (``SynthConfig`` fields but ``out``)."""
+    return {**SYNTH, "participants": args.participants, "sequences": args.sequences, "style": style}
+
+
 def ensure_dataset(style: str, args: argparse.Namespace) -> Path:
-    """``data-dir/<style>/processed`` (written once per style and size)."""
+    """``data-dir/<style>-<sequences>-p<participants>/processed-mf<m>`` (written once)."""
     folder = Path(args.data_dir) / f"{style}-{args.sequences}-p{args.participants}"
     processed = folder / f"processed-mf{args.min_frames_per_char:g}"
     if (processed / "meta.json").is_file():
         return processed
-    synth = ["synth", "--out", folder / "raw", "--style", style, "--sequences", args.sequences]
-    for key, value in {**SYNTH, "participants": args.participants}.items():
+    synth = ["synth", "--out", folder / "raw"]
+    for key, value in synth_settings(style, args).items():
         synth += ["--" + key.replace("_", "-"), value]
     code = 0 if (folder / "raw" / "train.csv").is_file() else None
     if code is None:
@@ -117,10 +122,7 @@ def visible_share(style: str, processed: Path, args: argparse.Namespace) -> floa
         return json.loads(cached.read_text())["visible"]
     from aslfr_lib import synthetic
 
-    config = synthetic.SynthConfig(
-        out=str(processed.parent / "raw"), sequences=args.sequences, style=style,
-        **{**SYNTH, "participants": args.participants},
-    )  # fmt: skip
+    config = synthetic.SynthConfig(out=str(processed.parent / "raw"), **synth_settings(style, args))
     held_out = json.loads((processed / "meta.json").read_text())["val"]["sequence_ids"]
     visibility = synthetic.dataset_visibility(config, held_out[:VISIBILITY_SAMPLE])
     characters = np.concatenate(list(visibility.values()))
