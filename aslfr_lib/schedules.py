@@ -14,6 +14,11 @@ After warmup: ``lr_max * max(0, 0.5 * (1 + cos(2 pi num_cycles progress)))`` wit
 ``hold_epochs`` (0 in the reference) keeps ``lr_max`` for that many epochs between warmup and
 the decay, whose progress then counts from the end of the hold: a CTC model that needs a few
 epochs to leave the blank plateau is still at its peak rate when it starts to align.
+
+How long that takes depends on the data, so the hold can also wait for it: ``aligned_hold``
+extends ``hold_epochs`` by up to ``extra`` epochs while the CTC loss is still on the plateau
+(``aslfr_lib.alignment``), and the decay then spans the epochs that are left. A run that aligns
+early gets the fixed schedule; one that aligns late is not already decayed when it does.
 """
 
 from __future__ import annotations
@@ -43,6 +48,23 @@ def _check(
         raise ValueError(
             f"warmup_method must be one of {sorted(WARMUP_FACTORS)}, got {warmup_method!r}"
         )
+
+
+def aligned_hold(
+    hold_epochs: int, extra: int, warmup_epochs: int, alignment_epoch: int | None
+) -> int:
+    """Hold epochs in use when the hold waits up to ``extra`` epochs for CTC to align.
+
+    ``alignment_epoch`` is the 1-based epoch after which the CTC loss left the blank plateau
+    (None: not yet). Until then the hold is the longest allowed, so the peak lasts; once known,
+    the decay starts right after that epoch (never before ``warmup + hold_epochs``). Past epochs
+    keep their rates either way: every epoch before the alignment one was inside both holds.
+    """
+    if extra < 0:
+        raise ValueError(f"extra hold epochs must be >= 0, got {extra}")
+    if alignment_epoch is None:
+        return hold_epochs + extra
+    return min(max(alignment_epoch - warmup_epochs, hold_epochs), hold_epochs + extra)
 
 
 def learning_rate(

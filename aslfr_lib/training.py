@@ -108,6 +108,11 @@ class TrainConfig(AugmentationConfig, ArchitectureConfig):
     lr_hold_epochs: int = param(
         0, "epochs at the peak learning rate after warmup, before the cosine decay starts"
     )
+    lr_hold_until_aligned: int = param(
+        0,
+        "hold the peak up to N more epochs while the CTC loss is still on the blank plateau; "
+        "the decay then spans the epochs left (aslfr_lib.schedules.aligned_hold)",
+    )
     weight_decay_ratio: float = param(0.05, "decoupled weight decay per step, as a ratio of lr")
     optimizer: str = param("radam_lookahead", "radam_lookahead (reference), radam or adamw")
     sma_threshold: float = param(4.0, "RAdam's rectification threshold")
@@ -167,6 +172,17 @@ class TrainConfig(AugmentationConfig, ArchitectureConfig):
             raise ValueError(
                 f"lr_hold_epochs must be in 0..epochs - warmup ({self.epochs - self.warmup}), "
                 f"got {self.lr_hold_epochs}"
+            )
+        extra = self.lr_hold_until_aligned
+        if extra < 0 or self.warmup + self.lr_hold_epochs + extra > self.epochs:
+            raise ValueError(
+                f"lr_hold_until_aligned must be in 0..epochs - warmup - lr_hold_epochs "
+                f"({self.epochs - self.warmup - self.lr_hold_epochs}), got {extra}"
+            )
+        if extra and not self.has_ctc_head:
+            raise ValueError(
+                f"lr_hold_until_aligned waits for the CTC loss to align, but ctc_weight="
+                f"{self.ctc_weight} builds no CTC head"
             )
         if not 0.0 < self.stall_check_fraction <= 1.0:
             raise ValueError(
@@ -248,21 +264,24 @@ def device_scope(keras: Any, devices: str) -> Iterator[int]:
 # Model, optimizer and checkpoints
 
 
-def learning_rates(config: TrainConfig) -> list[float]:
-    """The learning rate of each epoch (what the optimizer's schedule uses)."""
-    from aslfr_lib.schedules import schedule
+def learning_rates(config: TrainConfig, alignment_epoch: int | None = None) -> list[float]:
+    """The learning rate of each epoch. With ``lr_hold_until_aligned`` it depends on the epoch
+    CTC aligned at (None: not yet, so the longest hold); the rates of the epochs up to it do not."""
+    from aslfr_lib.schedules import aligned_hold, schedule
 
+    hold = aligned_hold(
+        config.lr_hold_epochs, config.lr_hold_until_aligned, config.warmup, alignment_epoch
+    )
     return schedule(
-        config.epochs,
-        config.warmup,
-        config.lr_max,
-        config.warmup_method,
-        hold_epochs=config.lr_hold_epochs,
+        config.epochs, config.warmup, config.lr_max, config.warmup_method, hold_epochs=hold
     )
 
 
 def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
-    """Optimizer (per-epoch warmup + cosine schedule), masked loss, top-1/top-5 metrics."""
+    """Optimizer (per-epoch warmup + cosine schedule), masked loss, top-1/top-5 metrics.
+
+    With ``lr_hold_until_aligned`` the optimizer's rate is a plain variable that ``EpochEnd``
+    sets before every epoch (the schedule waits for CTC alignment, which only the run knows)."""
     from aslfr_lib.losses import CTCLoss, MaskedCrossEntropy
     from aslfr_lib.metrics import character_metrics
     from aslfr_lib.model import CTC_OUTPUT, LOGITS_OUTPUT
@@ -271,14 +290,17 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
     from aslfr_lib.optimizers import build_optimizer
     from aslfr_lib.schedules import EpochWarmupCosine
 
-    schedule = EpochWarmupCosine(
-        steps_per_epoch,
-        config.epochs,
-        config.warmup,
-        config.lr_max,
-        config.warmup_method,
-        hold_epochs=config.lr_hold_epochs,
-    )
+    if config.lr_hold_until_aligned:  # the rates depend on the run: set per epoch (EpochEnd)
+        schedule = learning_rates(config)[0]
+    else:
+        schedule = EpochWarmupCosine(
+            steps_per_epoch,
+            config.epochs,
+            config.warmup,
+            config.lr_max,
+            config.warmup_method,
+            hold_epochs=config.lr_hold_epochs,
+        )
     optimizer = build_optimizer(
         config.optimizer,
         schedule,
@@ -451,11 +473,20 @@ class EpochEnd:
         self.train_batches = train_batches  # the ShuffledBatches whose augmentation waits
         self.best_predictions: list[str] | None = None
         self.out = Path(config.out)
-        self.rates = learning_rates(config)
         from aslfr_lib.decoding import model_heads
 
         self.heads = model_heads(model)
         self.X_val = self.val_phrases = None  # resized and decoded once per run, when scored
+
+    def rate(self, epoch: int) -> float:
+        """Epoch ``epoch``'s (0-based) learning rate, as far as the run knows it now."""
+        aligned = self.watch.alignment_epoch if self.watch is not None else None
+        return learning_rates(self.config, aligned)[epoch]
+
+    def begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Before an epoch: with ``lr_hold_until_aligned``, the optimizer's rate for it."""
+        if self.config.lr_hold_until_aligned:
+            self.model.optimizer.learning_rate = self.rate(epoch)
 
     def _score(self, epoch: int) -> tuple[float, list[str], list[str], dict] | None:
         """(score of ``config.decoder``, targets, its predictions, {head: score}) or None."""
@@ -517,7 +548,7 @@ class EpochEnd:
         logs = dict(logs or {})
         self._watch_alignment(epoch, logs)
         scored = self._score(epoch)
-        record = {"epoch": epoch + 1, "lr": self.rates[epoch]}
+        record = {"epoch": epoch + 1, "lr": self.rate(epoch)}
         for key, value in logs.items():
             prefix = "val_" if key.startswith("val_") else ""
             name = key.removeprefix("val_")
@@ -639,11 +670,14 @@ def report_unalignable(data: Any) -> int:
     return unalignable
 
 
-def _save_plots(out: Path, config: TrainConfig, history: dict[str, list[float]]) -> dict:
+def _save_plots(
+    out: Path, config: TrainConfig, history: dict[str, list[float]], alignment_epoch: int | None
+) -> dict:
     from aslfr_lib import plots
 
     paths = {"lr_schedule": out / "lr_schedule.png"}
-    plots.save_figure(plots.plot_lr_schedule(learning_rates(config)), paths["lr_schedule"])
+    rates = learning_rates(config, alignment_epoch)
+    plots.save_figure(plots.plot_lr_schedule(rates), paths["lr_schedule"])
     for metric in ("loss", "top1", "top5", "attention_loss", "ctc_loss"):
         curves = {k: history[k] for k in (metric, f"val_{metric}") if k in history}
         if metric in curves and len(curves[metric]):
@@ -794,12 +828,16 @@ def train(config: TrainConfig) -> TrainResult:
                 epochs=config.epochs,
                 initial_epoch=initial_epoch,
                 validation_data=val_batches,
-                callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=epoch_end)],
+                callbacks=[
+                    keras.callbacks.LambdaCallback(
+                        on_epoch_begin=epoch_end.begin, on_epoch_end=epoch_end
+                    )
+                ],
                 verbose=config.verbose,
             )
     if fallback is not None:
         save_fallback(fallback, data, epoch_end.best_predictions, out)
-    plots = _save_plots(out, config, history)
+    plots = _save_plots(out, config, history, state.get("alignment_epoch"))
     return TrainResult(
         out=out,
         model=model,

@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 
 from aslfr_lib.landmarks import INDEX_COLUMN, LANDMARK_COLUMNS, SELECTED_COLUMNS
-from aslfr_lib.vocab import CHAR_TO_ID, EOS, NUM_CLASSES, PAD, TARGET_LENGTH
+from aslfr_lib.vocab import CHAR_TO_ID, EOS, NUM_CLASSES, PAD, TARGET_LENGTH, encode
 
 if TYPE_CHECKING:
     from aslfr_lib.model import ModelConfig
@@ -138,6 +138,27 @@ def competition_table(sequences: dict[int, int], seed: int = 0) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------- benchmarks
+UNREADABLE_PHRASES = ["hello world", "12 main st", "www.abc.com", "zoe", "route 66"]
+
+
+def write_unreadable(folder: Path, count=24, frames=16, features=6) -> Path:
+    """A processed folder of noise frames: nothing to read, so CTC cannot leave the blank
+    plateau (tests of the stall guard and of the schedule that waits for alignment)."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    meta = {"format_version": 2, "storage": "ragged", "config": {"frames": frames}}
+    for split, n in (("train", count), ("val", 6)):
+        np.save(folder / f"frames_{split}.npy", rng.normal(size=(n * frames, features)))
+        np.save(folder / f"offsets_{split}.npy", np.arange(n + 1, dtype=np.int64) * frames)
+        targets = [encode(UNREADABLE_PHRASES[i % len(UNREADABLE_PHRASES)][:6]) for i in range(n)]
+        np.save(folder / f"y_{split}.npy", np.array(targets, np.int8))
+        meta[split] = {"sequence_ids": list(range(n))}
+    np.save(folder / "means.npy", np.zeros(features, np.float32))
+    np.save(folder / "stds.npy", np.ones(features, np.float32))
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
 def load_benchmark(name: str) -> ModuleType:
     """``benchmarks/<name>.py`` (not a package) as the module ``bench_<name>``, registered in
     ``sys.modules`` so that its dataclasses find their module."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_unreadable
 from keras import ops
 
 from aslfr_lib.alignment import ALIGNED_FRACTION, AlignmentWatch, plateau_loss
@@ -63,23 +64,6 @@ def test_watch_rejects_nan_as_alignment():
     watch = AlignmentWatch(plateau=3.6, epochs=2, check_fraction=1.0)
     assert watch.update(1, float("nan")) is None
     assert "WARNING" in watch.update(2, float("nan"))
-
-
-def write_unreadable(folder: Path, count=24, frames=16, features=6) -> Path:
-    """Noise frames: nothing to read, so CTC cannot leave the plateau."""
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True)
-    meta = {"format_version": 2, "storage": "ragged", "config": {"frames": frames}}
-    for split, n in (("train", count), ("val", 6)):
-        np.save(folder / f"frames_{split}.npy", rng.normal(size=(n * frames, features)))
-        np.save(folder / f"offsets_{split}.npy", np.arange(n + 1, dtype=np.int64) * frames)
-        targets = [encode(PHRASES[i % len(PHRASES)][:6]) for i in range(n)]
-        np.save(folder / f"y_{split}.npy", np.array(targets, np.int8))
-        meta[split] = {"sequence_ids": list(range(n))}
-    np.save(folder / "means.npy", np.zeros(features, np.float32))
-    np.save(folder / "stds.npy", np.ones(features, np.float32))
-    (folder / "meta.json").write_text(json.dumps(meta))
-    return folder
 
 
 @pytest.mark.slow

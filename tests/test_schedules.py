@@ -1,5 +1,6 @@
 """The warmup + cosine learning-rate schedule against the reference's ``lrfn`` and its log."""
 
+import itertools
 import math
 
 import keras
@@ -143,3 +144,78 @@ def test_hold_keeps_the_peak_then_decays_over_the_remaining_epochs():
     assert EpochWarmupCosine(4, 10, 2, 1e-3, hold_epochs=3).get_config()["hold_epochs"] == 3
     with pytest.raises(ValueError, match="hold_epochs"):
         schedule(10, 2, 1e-3, hold_epochs=9)
+
+
+def test_aligned_hold_waits_for_alignment_within_its_extra_epochs():
+    from aslfr_lib.schedules import aligned_hold
+
+    assert aligned_hold(2, 4, 1, None) == 6  # on the plateau: the longest hold
+    assert aligned_hold(2, 4, 1, 2) == 2  # aligned early: the fixed hold
+    assert aligned_hold(2, 4, 1, 5) == 4  # aligned at epoch 5: decay from epoch 6 on
+    assert aligned_hold(2, 4, 1, 9) == 6  # too late: never more than the extra epochs
+    assert aligned_hold(0, 0, 1, 7) == 0
+    with pytest.raises(ValueError, match="extra"):
+        aligned_hold(0, -1, 1, None)
+
+
+@pytest.mark.parametrize("aligned_at", [1, 2, 3, 4, 5, 6, 7, 8, 9])
+def test_waiting_schedule_never_rewrites_the_epochs_already_trained(aligned_at):
+    from aslfr_lib.training import TrainConfig, learning_rates
+
+    config = TrainConfig(epochs=9, warmup_epochs=1, lr_hold_epochs=1, lr_hold_until_aligned=4,
+                         ctc_weight=1.0)  # fmt: skip
+    waiting, known = learning_rates(config), learning_rates(config, aligned_at)
+    assert known[:aligned_at] == waiting[:aligned_at]  # what ran before alignment was seen
+    peak_until = 1 + max(1, min(aligned_at - 1, 5))  # warmup + the hold in use
+    assert known[1 : peak_until + 1] == [config.lr_max] * peak_until  # then the cosine's first
+    assert all(a > b for a, b in itertools.pairwise(known[peak_until:]))
+    fixed = TrainConfig(epochs=9, warmup_epochs=1, lr_hold_epochs=1, ctc_weight=1.0)
+    if aligned_at <= 2:  # aligned within the fixed hold: the fixed schedule
+        assert known == learning_rates(fixed)
+
+
+def test_waiting_schedule_needs_a_ctc_head_and_room():
+    from aslfr_lib.training import TrainConfig
+
+    with pytest.raises(ValueError, match="no CTC head"):
+        TrainConfig(epochs=9, lr_hold_until_aligned=2, ctc_weight=0.0)
+    with pytest.raises(ValueError, match="lr_hold_until_aligned must be in"):
+        TrainConfig(epochs=4, warmup_epochs=1, lr_hold_epochs=1, lr_hold_until_aligned=3,
+                    ctc_weight=1.0)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_run_on_the_plateau_keeps_the_peak_and_the_optimizer_gets_each_rate(tmp_path):
+    """Backend-specific: the rate is an optimizer variable set before each epoch, which the
+    JAX trainer must read into its state (this file also runs on the other backend)."""
+    from helpers import write_unreadable
+
+    from aslfr_lib.training import TrainConfig, learning_rates, train
+
+    config = TrainConfig(
+        processed=str(write_unreadable(tmp_path / "processed")),
+        out=str(tmp_path / "run"),
+        backend=BACKEND,
+        epochs=4,
+        warmup_epochs=0,
+        lr_hold_epochs=0,
+        lr_hold_until_aligned=2,
+        lr_max=1e-6,  # noise to read: stays on the plateau
+        optimizer="adamw",
+        batch_size=8,
+        ctc_weight=1.0,
+        encoder_dim=16,
+        decoder_dim=16,
+        num_heads=2,
+        encoder_blocks=1,
+        decoder_blocks=1,
+        examples_every=0,
+        verbose=0,
+    )
+    result = train(config)
+    assert result.alignment_epoch is None and result.stalled
+    expected = learning_rates(config)
+    assert expected[:3] == [1e-6] * 3 and expected[3] == pytest.approx(0.5e-6)
+    assert result.history["lr"] == pytest.approx(expected)
+    used = float(keras.ops.convert_to_numpy(result.model.optimizer.learning_rate))
+    assert used == pytest.approx(expected[-1])
