@@ -27,7 +27,8 @@ PLATEAU_SAMPLE = 256  # training sequences the plateau is measured on
 BLANK_PROBABILITIES = np.linspace(0.05, 0.95, 19)
 
 ADVICE = (
-    "train longer (--epochs), keep the peak learning rate longer (--lr-hold-epochs N), start "
+    "train longer (--epochs), keep the peak learning rate until CTC aligns "
+    "(--lr-hold-until-aligned N) or for longer (--lr-hold-epochs N), start "
     "augmentation only once aligned (--augment-after-alignment), or use a smaller --batch-size "
     "(more steps per epoch); with CTC, hand-shape features (--hand-shape-features) align faster"
 )
