@@ -174,11 +174,8 @@ class TrainConfig(AugmentationConfig, ArchitectureConfig):
                 f"got {self.lr_hold_epochs}"
             )
         extra = self.lr_hold_until_aligned
-        if extra < 0 or self.warmup + self.lr_hold_epochs + extra > self.epochs:
-            raise ValueError(
-                f"lr_hold_until_aligned must be in 0..epochs - warmup - lr_hold_epochs "
-                f"({self.epochs - self.warmup - self.lr_hold_epochs}), got {extra}"
-            )
+        if extra < 0:
+            raise ValueError(f"lr_hold_until_aligned must be >= 0, got {extra}")
         if extra and not self.has_ctc_head:
             raise ValueError(
                 f"lr_hold_until_aligned waits for the CTC loss to align, but ctc_weight="
@@ -269,9 +266,10 @@ def learning_rates(config: TrainConfig, alignment_epoch: int | None = None) -> l
     CTC aligned at (None: not yet, so the longest hold); the rates of the epochs up to it do not."""
     from aslfr_lib.schedules import aligned_hold, schedule
 
-    hold = aligned_hold(
-        config.lr_hold_epochs, config.lr_hold_until_aligned, config.warmup, alignment_epoch
-    )
+    # "Up to N": never past the last epoch (a short run of a long recipe, --epochs 3, stays valid).
+    room = config.epochs - config.warmup - config.lr_hold_epochs
+    extra = min(config.lr_hold_until_aligned, room)
+    hold = aligned_hold(config.lr_hold_epochs, extra, config.warmup, alignment_epoch)
     return schedule(
         config.epochs, config.warmup, config.lr_max, config.warmup_method, hold_epochs=hold
     )

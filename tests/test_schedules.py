@@ -174,14 +174,17 @@ def test_waiting_schedule_never_rewrites_the_epochs_already_trained(aligned_at):
         assert known == learning_rates(fixed)
 
 
-def test_waiting_schedule_needs_a_ctc_head_and_room():
-    from aslfr_lib.training import TrainConfig
+def test_waiting_schedule_needs_a_ctc_head_and_fits_any_length():
+    from aslfr_lib.training import TrainConfig, learning_rates
 
     with pytest.raises(ValueError, match="no CTC head"):
         TrainConfig(epochs=9, lr_hold_until_aligned=2, ctc_weight=0.0)
-    with pytest.raises(ValueError, match="lr_hold_until_aligned must be in"):
-        TrainConfig(epochs=4, warmup_epochs=1, lr_hold_epochs=1, lr_hold_until_aligned=3,
-                    ctc_weight=1.0)  # fmt: skip
+    with pytest.raises(ValueError, match="lr_hold_until_aligned must be >= 0"):
+        TrainConfig(epochs=9, lr_hold_until_aligned=-1, ctc_weight=1.0)
+    # "Up to N": a run too short for the whole wait holds the peak to its end, then decays.
+    short = TrainConfig(epochs=4, warmup_epochs=1, lr_hold_epochs=1, lr_hold_until_aligned=9,
+                        ctc_weight=1.0)  # fmt: skip
+    assert learning_rates(short)[1:] == [short.lr_max] * 3
 
 
 @pytest.mark.slow
