@@ -795,26 +795,6 @@ class HandBoneFeatures(PerHandFeatures):
 
 
 @register
-class CentredHandBoneFeatures(HandBoneFeatures):
-    """(B, S, 164) raw landmarks -> (B, S, 140): ``HandBoneFeatures`` minus their mean over the
-    frames of the sequence that show that hand (zeros where it is missing).
-
-    A signer holds every letter a little their own way: a habitual bend of each joint shared by
-    all their letters. Subtracting the sequence's mean removes that part (and keeps how each
-    letter differs from the signer's average hand), which an encoder would otherwise have to
-    learn from the few signers it trains on. Over the frames with the hand only, so padding and
-    the frames the export drops do not change it.
-    """
-
-    def _one_hand(self, x, y, present):
-        features = super()._one_hand(x, y, present)  # (B, S, 70)
-        shown = ops.cast(ops.sum(present, axis=-1, keepdims=True) > 0, "float32")  # (B, S, 1)
-        count = ops.maximum(ops.sum(shown, axis=1, keepdims=True), 1.0)  # (B, 1, 1)
-        mean = ops.sum(features * shown, axis=1, keepdims=True) / count
-        return (features - mean) * shown
-
-
-@register
 class HandMotionFeatures(PerHandFeatures):
     """(B, S, 164) raw landmarks -> (B, S, 6): per hand, how far its centre moved since the
     previous frame (x and y, in units of the hand's size) and the log of its size change; zeros

@@ -11,8 +11,7 @@ Opt-in parts (defaults reproduce V6): ``ctc_weight`` > 0 adds a CTC head on the 
 (``ctc_classifier``; 1 drops the decoder), ``encoder_type="conformer"`` a depthwise conv module
 after each encoder block (``conformer.ConvModule``), ``hand_shape_features`` 84 hand-relative
 features, ``hand_bone_features`` 140 bone directions and joint turns and
-``hand_motion_features`` 6 hand movements and ``centred_hand_bone_features`` the bone features
-less their sequence mean beside the normalised landmarks,
+``hand_motion_features`` 6 hand movements beside the normalised landmarks,
 ``decoder_token_mask`` decoder-input masking.
 
 Importing this module does not import Keras (the builders do), so the command line can read
@@ -36,12 +35,7 @@ CTC_BLANK = PAD  # CTC's blank class: PAD is never a character, so the 62 classe
 ENCODER_TYPES = ("transformer", "conformer")
 # Layers of the encoder that add features computed from the raw landmarks, in concatenation order;
 # each is also the name of the ArchitectureConfig field that switches it on.
-EXTRA_FEATURE_LAYERS = (
-    "hand_shape_features",
-    "hand_bone_features",
-    "hand_motion_features",
-    "centred_hand_bone_features",
-)
+EXTRA_FEATURE_LAYERS = ("hand_shape_features", "hand_bone_features", "hand_motion_features")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,11 +69,6 @@ class ArchitectureConfig:
     )
     hand_motion_features: bool = param(
         False, "append each hand's movement since the previous frame, in hand sizes (6 features)"
-    )
-    centred_hand_bone_features: bool = param(
-        False,
-        "append the bone features minus their mean over the sequence's frames with that hand: "
-        "the signer's habitual joint bends removed (140 features)",
     )
     encoder_type: str = param(
         "transformer", "transformer (V6) or conformer (+ depthwise conv module per block)"
@@ -174,11 +163,10 @@ def build_encoder(config: ModelConfig) -> Any:
     frames = keras.Input((config.frames, config.features), name="frames")
     frame_mask = layers.FrameMask(name="frame_mask")(frames)  # (B, S)
     x = layers.NonZeroNormalization(name="normalization")(frames)
-    feature_layers = {  # (B, S, 84), (B, S, 140), (B, S, 6), (B, S, 140)
+    feature_layers = {  # (B, S, 84), (B, S, 140), (B, S, 6)
         "hand_shape_features": layers.HandShapeFeatures,
         "hand_bone_features": layers.HandBoneFeatures,
         "hand_motion_features": layers.HandMotionFeatures,
-        "centred_hand_bone_features": layers.CentredHandBoneFeatures,
     }
     # In EXTRA_FEATURE_LAYERS' order, which the export concatenates in; each is switched on by
     # the config field of its name.

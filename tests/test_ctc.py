@@ -140,7 +140,6 @@ def test_tflite_export_decodes_like_keras(tmp_path, encoder_type, decoder):
         hand_shape_features=True,
         hand_bone_features=encoder_type == "conformer",
         hand_motion_features=encoder_type == "transformer",
-        centred_hand_bone_features=encoder_type == "conformer",
     )
     rng = np.random.default_rng(3)
     model = build_model(

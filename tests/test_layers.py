@@ -265,23 +265,3 @@ def test_hand_bone_features_are_directions_and_joint_turns():
     joint = 3 * 1 + 1  # index finger, its second joint (PIP)
     np.testing.assert_allclose(right[0, 40 + joint], np.cos(turn), atol=1e-5)
     np.testing.assert_allclose(right[0, 55 + joint], np.sin(turn), atol=1e-5)
-
-
-def test_centred_bone_features_remove_the_sequence_mean_of_the_frames_with_the_hand():
-    from aslfr_lib.layers import CentredHandBoneFeatures, HandBoneFeatures
-
-    rng = np.random.default_rng(2)
-    frames = np.zeros((2, 5, 164), np.float32)
-    frames[:, :4, 42:84] = rng.uniform(0.3, 0.6, size=(2, 4, 42))  # right hand, frames 0-3
-    frames[0, 1, 0:42] = rng.uniform(0.3, 0.6, size=42)  # left hand in one frame
-    bones = np.asarray(HandBoneFeatures()(frames))
-    centred = np.asarray(CentredHandBoneFeatures()(frames))
-    assert centred.shape == (2, 5, 140)
-    right = bones[:, :4, 70:]
-    np.testing.assert_allclose(centred[:, :4, 70:], right - right.mean(axis=1, keepdims=True),
-                               atol=1e-5)  # fmt: skip
-    assert (centred[:, 4] == 0).all()  # the padding frame: no hand, zeros
-    assert (centred[0, [0, 2, 3], :70] == 0).all() and (centred[0, 1, :70] == 0).all()
-    # Padding rows do not change the frames that show the hand (the export drops them).
-    np.testing.assert_allclose(np.asarray(CentredHandBoneFeatures()(frames[:, :4])),
-                               centred[:, :4], atol=1e-6)  # fmt: skip
