@@ -75,6 +75,8 @@ RESUME_FIXED = (
     "lr_max",
     "warmup_epochs",
     "warmup_method",
+    "lr_hold_epochs",  # the saved schedule holds them
+    "lr_hold_until_aligned",  # a schedule, or a rate set each epoch
     "weight_decay_ratio",
     "optimizer",
     "sma_threshold",

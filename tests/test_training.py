@@ -284,6 +284,8 @@ def test_training_run_resumes_after_a_kill_at_the_right_epoch_and_learning_rate(
     # Changing what the saved optimizer depends on is refused.
     with pytest.raises(ValueError, match=r"epochs: 3 -> 4"):
         training.train(dataclasses.replace(config, epochs=4))
+    with pytest.raises(ValueError, match=r"lr_hold_epochs: 0 -> 1"):
+        training.train(dataclasses.replace(config, lr_hold_epochs=1))
 
 
 DATA_PARALLEL_SCRIPT = """
