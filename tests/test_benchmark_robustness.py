@@ -61,4 +61,3 @@ def test_visible_share_is_lower_for_a_style_that_loses_the_hand_for_long_stretch
     # dropout loses a third of its letters for their whole time (the style's table: 33 %),
     # deliberate about one in twenty
     assert 0.5 < shares["dropout"] < 0.85 < shares["deliberate"] <= 1.0
-
