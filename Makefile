@@ -13,18 +13,21 @@ DEMO_EXTRAS := train,notebooks
 
 venv: $(STAMP)
 
+# The venv (created when missing) with aslfr and the extras $(1).
 # --no-compile: Python compiles what it imports on first use; compiling every file of
 # TensorFlow up front adds about 8 s to a fresh install and nothing to a run.
-$(STAMP): pyproject.toml
+define install
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q --no-compile -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q --no-compile -e ".[$(1)]"
+endef
+
+$(STAMP): pyproject.toml
+	$(call install,$(EXTRAS))
 	touch $(STAMP) $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q --no-compile -e ".[$(DEMO_EXTRAS)]"
+	$(call install,$(DEMO_EXTRAS))
 	touch $(DEMO_STAMP)
 
 # Synthetic dataset (data/synthetic-demo, written again only when configs/demo.yaml's synth

@@ -291,9 +291,9 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
     from aslfr_lib.schedules import EpochWarmupCosine
 
     if config.lr_hold_until_aligned:  # the rates depend on the run: set per epoch (EpochEnd)
-        schedule = learning_rates(config)[0]
+        rate = learning_rates(config)[0]
     else:
-        schedule = EpochWarmupCosine(
+        rate = EpochWarmupCosine(
             steps_per_epoch,
             config.epochs,
             config.warmup,
@@ -303,7 +303,7 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
         )
     optimizer = build_optimizer(
         config.optimizer,
-        schedule,
+        rate,
         config.weight_decay_ratio,
         sma_threshold=config.sma_threshold,
         sync_period=config.lookahead_sync_period,

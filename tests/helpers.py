@@ -11,6 +11,7 @@ and ``BACKEND`` is looked up on first use (see ``__getattr__`` below).
   ``.tflite`` model whose phrase reports its input, a submission.zip around it, and parquet
   rows in the competition's layout).
 - ``BACKEND``, ``run_on_other_backend``: rerun a test file under the other Keras backend.
+- ``write_unreadable``: a processed folder of noise, on which CTC stays on the blank plateau.
 - ``load_benchmark``: a script of ``benchmarks/`` as a module.
 """
 
@@ -137,7 +138,7 @@ def competition_table(sequences: dict[int, int], seed: int = 0) -> pd.DataFrame:
     return pd.concat(tables)
 
 
-# --------------------------------------------------------------------------------- benchmarks
+# ------------------------------------------------------------------------ processed folders
 UNREADABLE_PHRASES = ["hello world", "12 main st", "www.abc.com", "zoe", "route 66"]
 
 
@@ -159,6 +160,7 @@ def write_unreadable(folder: Path, count=24, frames=16, features=6) -> Path:
     return folder
 
 
+# --------------------------------------------------------------------------------- benchmarks
 def load_benchmark(name: str) -> ModuleType:
     """``benchmarks/<name>.py`` (not a package) as the module ``bench_<name>``, registered in
     ``sys.modules`` so that its dataclasses find their module."""

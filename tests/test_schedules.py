@@ -189,8 +189,10 @@ def test_waiting_schedule_needs_a_ctc_head_and_fits_any_length():
 
 @pytest.mark.slow
 def test_a_run_on_the_plateau_keeps_the_peak_and_the_optimizer_gets_each_rate(tmp_path):
-    """Backend-specific: the rate is an optimizer variable set before each epoch, which the
-    JAX trainer must read into its state (this file also runs on the other backend)."""
+    """Backend-specific: the rate is an optimizer variable set before each epoch (this file
+    also runs on the other backend). What this checks is that the variable holds each epoch's
+    rate; that Keras' JAX trainer reads optimizer variables into its state every epoch is the
+    mechanism keras.callbacks.LearningRateScheduler relies on too, not tested here."""
     from helpers import write_unreadable
 
     from aslfr_lib.training import TrainConfig, learning_rates, train
