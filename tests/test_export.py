@@ -87,9 +87,9 @@ def harness_phrase(outputs: np.ndarray) -> str:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def dataset(module_tmp_path):
     """(data dir, processed dir): 240 synthetic sequences, ~200 of them in the validation split."""
-    root = tmp_path_factory.mktemp("export_data")
+    root = module_tmp_path / "export_data"
     data, processed = root / "data", root / "processed"
     generate(
         SynthConfig(out=str(data), sequences=240, participants=12, sequences_per_file=80, seed=3),
@@ -131,8 +131,8 @@ def model(processed_data):
 
 
 @pytest.fixture(scope="module")
-def exported(model, tmp_path_factory):
-    return export.export_model(model, tmp_path_factory.mktemp("submission"))
+def exported(model, module_tmp_path):
+    return export.export_model(model, module_tmp_path / "submission")
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ TINY_MODEL = {
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "synthetic"
+def dataset(module_tmp_path):
+    out = module_tmp_path / "synthetic"
     generate(
         SynthConfig(
             out=str(out),

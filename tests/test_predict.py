@@ -16,8 +16,8 @@ from aslfr_lib.runner import HarnessRunner, SequenceError
 
 
 @pytest.fixture(scope="module")
-def submission(tmp_path_factory):
-    return write_submission(tmp_path_factory.mktemp("model") / "submission.zip", build_model())
+def submission(module_tmp_path):
+    return write_submission(module_tmp_path / "submission.zip", build_model())
 
 
 @pytest.fixture

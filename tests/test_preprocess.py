@@ -113,8 +113,8 @@ def config_for(root: Path, out: Path, **overrides) -> pp.PreprocessConfig:
 
 
 @pytest.fixture(scope="module")
-def dataset_template(tmp_path_factory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("template") / "data"
+def dataset_template(module_tmp_path) -> tuple[Path, dict]:
+    root = module_tmp_path / "template"
     return root, write_dataset(root, standard_files())
 
 

@@ -25,17 +25,17 @@ NUM_FEATURES = landmarks.NUM_FEATURES
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
+def data(module_tmp_path) -> Path:
     from aslfr_lib.synthetic import SynthConfig, generate
 
-    out = tmp_path_factory.mktemp("check_data") / "data"
+    out = module_tmp_path / "data"
     config = SynthConfig(out=str(out), sequences=45, participants=5, sequences_per_file=20, seed=7)
     generate(config, progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(module_tmp_path):
     """An exported tiny model with random embeddings (so phrases differ between sequences)."""
     pytest.importorskip("tensorflow")
     import keras
@@ -53,7 +53,7 @@ def exported(tmp_path_factory):
     for weight in model.weights:
         if "embedding" in weight.path:
             weight.assign(rng.normal(0, 1.0, weight.shape).astype("float32"))
-    return export.export_model(model, tmp_path_factory.mktemp("submission"))
+    return export.export_model(model, module_tmp_path / "submission")
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,8 @@ def _generate(out: Path, **overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synthetic")
+def dataset(module_tmp_path) -> Path:
+    out = module_tmp_path / "synthetic"
     _generate(out, supplemental_sequences=8)
     return out
 
@@ -478,11 +478,11 @@ def test_default_style_writes_the_reference_bytes(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def style_table(tmp_path_factory) -> pd.DataFrame:
+def style_table(module_tmp_path) -> pd.DataFrame:
     """``style_statistics`` of a tiny dataset per style (same seed, default difficulty)."""
     rows = []
     for style in ("default", "fluent", "deliberate", "dropout", "two_hands"):
-        out = tmp_path_factory.mktemp(style)
+        out = module_tmp_path / style
         config = SynthConfig(out=str(out), sequences=16, participants=4, seed=2, style=style)
         synthetic.generate(config, progress=False)
         rows.append(synthetic.style_statistics(config))

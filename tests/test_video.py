@@ -97,8 +97,8 @@ def test_missing_video_is_a_clear_error(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def extracted(video_python, tmp_path_factory) -> tuple[subprocess.CompletedProcess, pd.DataFrame]:
-    out = tmp_path_factory.mktemp("extract") / "sequence.parquet"
+def extracted(video_python, module_tmp_path) -> tuple[subprocess.CompletedProcess, pd.DataFrame]:
+    out = module_tmp_path / "sequence.parquet"
     result = run_aslfr(video_python, "extract", VIDEO, "--out", out, "--sequence-id", 1234)
     assert result.returncode == 0, result.stderr[-3000:]
     return result, pd.read_parquet(out)
