@@ -42,6 +42,12 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 
 # ----------------------------------------------------------------------------- tiny model config
+# The smallest architecture the training loop runs: keyword arguments of TrainConfig and
+# ModelConfig alike (training tests; ``tiny_config`` is the model tests' own).
+TINY_ARCHITECTURE: dict[str, int] = dict(
+    encoder_dim=16, decoder_dim=16, encoder_blocks=1, decoder_blocks=1, num_heads=2
+)
+
 TINY_DEFAULTS: dict[str, int] = dict(
     encoder_dim=32,
     encoder_blocks=1,

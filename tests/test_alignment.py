@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import write_unreadable
+from helpers import TINY_ARCHITECTURE, write_unreadable
 from keras import ops
 
 from aslfr_lib.alignment import ALIGNED_FRACTION, AlignmentWatch, plateau_loss
@@ -100,7 +100,8 @@ def test_blank_bias_starts_the_ctc_head_on_blanks(tmp_path):
     from aslfr_lib.training import TrainConfig, new_model
 
     processed = write_unreadable(tmp_path / "processed")
-    tiny = dict(encoder_dim=16, decoder_dim=16, num_heads=2, encoder_blocks=1, decoder_blocks=1)
-    config = TrainConfig(processed=str(processed), ctc_weight=0.5, ctc_blank_bias=3.0, **tiny)
+    config = TrainConfig(
+        processed=str(processed), ctc_weight=0.5, ctc_blank_bias=3.0, **TINY_ARCHITECTURE
+    )
     bias = ops.convert_to_numpy(ctc_classifier_of(new_model(config)).bias)
     assert bias[CTC_BLANK] == 3.0 and np.count_nonzero(bias) == 1

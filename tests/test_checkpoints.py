@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from helpers import TINY_ARCHITECTURE
 
 from aslfr_lib import checkpoints
 from aslfr_lib.checkpoints import CheckpointError, load_checkpoint, read_run_state, save_checkpoint
@@ -19,10 +20,7 @@ from aslfr_lib.model import ModelConfig, build_model
 from aslfr_lib.training import TrainConfig, compile_model
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ModelConfig(
-    encoder_dim=16, decoder_dim=16, encoder_blocks=1, decoder_blocks=1, num_heads=2, frames=8,
-    features=6,
-)  # fmt: skip
+TINY = ModelConfig(**TINY_ARCHITECTURE, frames=8, features=6)
 
 
 def trained_a_step(optimizer: str = "radam_lookahead"):

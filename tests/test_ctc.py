@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import TINY_ARCHITECTURE
 from keras import ops
 
 from aslfr_lib.checkpoints import load_checkpoint, save_checkpoint
@@ -17,10 +18,7 @@ FRAMES, FEATURES = 12, 164
 
 
 def tiny(**overrides) -> ModelConfig:
-    values = dict(
-        encoder_dim=16, decoder_dim=16, encoder_blocks=1, decoder_blocks=1, num_heads=2,
-        frames=FRAMES, features=FEATURES, ctc_weight=0.5,
-    )  # fmt: skip
+    values = dict(TINY_ARCHITECTURE, frames=FRAMES, features=FEATURES, ctc_weight=0.5)
     return ModelConfig(**{**values, **overrides})
 
 

@@ -6,7 +6,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from helpers import BACKEND, run_on_other_backend
+from helpers import BACKEND, TINY_ARCHITECTURE, run_on_other_backend
 
 from aslfr_lib.schedules import EpochWarmupCosine, learning_rate, schedule
 
@@ -209,13 +209,9 @@ def test_a_run_on_the_plateau_keeps_the_peak_and_the_optimizer_gets_each_rate(tm
         optimizer="adamw",
         batch_size=8,
         ctc_weight=1.0,
-        encoder_dim=16,
-        decoder_dim=16,
-        num_heads=2,
-        encoder_blocks=1,
-        decoder_blocks=1,
         examples_every=0,
         verbose=0,
+        **TINY_ARCHITECTURE,
     )
     result = train(config)
     assert result.alignment_epoch is None and result.stalled

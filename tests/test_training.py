@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import TINY_ARCHITECTURE
 from keras import ops
 
 from aslfr_lib import training
@@ -41,9 +42,6 @@ def write_processed(folder: Path, train=20, val=6, frames=16, features=6, seed=0
     np.save(folder / "stds.npy", np.full(features, 0.1, np.float32))
     (folder / "meta.json").write_text(json.dumps(meta))
     return folder
-
-
-TINY = dict(encoder_dim=16, decoder_dim=16, encoder_blocks=1, decoder_blocks=1, num_heads=2)
 
 
 def test_masked_cross_entropy_matches_numpy():
@@ -164,7 +162,7 @@ def test_jit_compile_setting_reaches_the_train_step(setting, compiled):
 
 
 def test_sanity_checks_report_the_reference_checks():
-    model = build_model(ModelConfig(frames=16, features=6, **TINY))
+    model = build_model(ModelConfig(frames=16, features=6, **TINY_ARCHITECTURE))
     rng = np.random.default_rng(0)
     X = rng.normal(size=(8, 16, 6)).astype(np.float32)
     y = np.stack([encode(PHRASES[i % 5]) for i in range(8)])
@@ -189,8 +187,10 @@ class _NoValidation:
 
 
 def test_epoch_end_without_validation_keeps_best_equal_to_last(tmp_path, capsys):
-    config = TrainConfig(out=str(tmp_path), epochs=3, warmup_epochs=1, examples_every=1, **TINY)
-    model = build_model(ModelConfig(frames=16, features=6, **TINY))
+    config = TrainConfig(
+        out=str(tmp_path), epochs=3, warmup_epochs=1, examples_every=1, **TINY_ARCHITECTURE
+    )
+    model = build_model(ModelConfig(frames=16, features=6, **TINY_ARCHITECTURE))
     X = np.zeros((2, 16, 6), np.float32)
     y = np.stack([encode("ab"), encode("c")])
     history, state = {}, {"best_score": None, "best_epoch": 0}
@@ -210,10 +210,10 @@ def test_epoch_end_without_validation_keeps_best_equal_to_last(tmp_path, capsys)
 def test_resume_needs_a_checkpoint_written_by_train(tmp_path):
     processed = write_processed(tmp_path / "processed")
     out = tmp_path / "run"
-    config = TrainConfig(processed=str(processed), out=str(out), resume=True, **TINY)
+    config = TrainConfig(processed=str(processed), out=str(out), resume=True, **TINY_ARCHITECTURE)
     out.mkdir()
     (out / "config.json").write_text(json.dumps(training.to_dict(config)))
-    build_model(ModelConfig(frames=16, features=6, **TINY)).save(out / "last.keras")
+    build_model(ModelConfig(frames=16, features=6, **TINY_ARCHITECTURE)).save(out / "last.keras")
     with pytest.raises(ValueError, match="not written by aslfr train"):
         training.train(config)
 
@@ -262,7 +262,7 @@ def test_training_run_resumes_after_a_kill_at_the_right_epoch_and_learning_rate(
         examples_every=2,
         verbose=0,
         resume=True,
-        **TINY,
+        **TINY_ARCHITECTURE,
     )
     result = training.train(config)
     printed = capsys.readouterr().out
