@@ -52,7 +52,8 @@ class ExportConfig:
     )
     fp16: bool = param(False, "float16 weights: half the file (wins over dynamic_range)")
     dynamic_range: bool = param(
-        True, "int8 weights (default: same score measured, docs/recipes.md); --no-: float32"
+        True,
+        "int8 weights (default: the same score, docs/recipes-default-style.md); --no-: float32",
     )
     skip_empty_frames: bool = param(
         True, "encoder over frames with landmarks only (exact, and faster)"
