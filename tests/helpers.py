@@ -7,6 +7,7 @@ and ``BACKEND`` is looked up on first use (see ``__getattr__`` below).
 
 - ``FIXTURES``: the folder of checked-in test data.
 - ``tiny_config``: a tiny ``ModelConfig`` for fast model tests.
+- ``TINY_ARCHITECTURE``: the smallest sizes the training loop runs (TrainConfig keywords).
 - ``build_model``, ``write_submission``, ``competition_table``: the harness test kit (a tiny
   ``.tflite`` model whose phrase reports its input, a submission.zip around it, and parquet
   rows in the competition's layout).

@@ -6,7 +6,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from helpers import BACKEND, TINY_ARCHITECTURE, run_on_other_backend
+from helpers import BACKEND, TINY_ARCHITECTURE, run_on_other_backend, write_unreadable
 
 from aslfr_lib.schedules import EpochWarmupCosine, learning_rate, schedule
 
@@ -193,8 +193,6 @@ def test_a_run_on_the_plateau_keeps_the_peak_and_the_optimizer_gets_each_rate(tm
     also runs on the other backend). What this checks is that the variable holds each epoch's
     rate; that Keras' JAX trainer reads optimizer variables into its state every epoch is the
     mechanism keras.callbacks.LearningRateScheduler relies on too, not tested here."""
-    from helpers import write_unreadable
-
     from aslfr_lib.training import TrainConfig, learning_rates, train
 
     config = TrainConfig(
