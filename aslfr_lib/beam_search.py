@@ -46,6 +46,7 @@ from aslfr_lib.decoding import (
     members_of,
     same_members,
 )
+from aslfr_lib.language_model import FIXED_POINT_SCALE, LanguageModel
 from aslfr_lib.layers import has_landmarks
 from aslfr_lib.model import CTC_BLANK, ctc_classifier_of, encoder_of
 from aslfr_lib.vocab import EOS, NUM_CLASSES, PAD, SOS, TARGET_LENGTH
@@ -150,6 +151,7 @@ def beam_search(
     active: Any = None,
     with_scores: bool = False,
     max_length: int = TARGET_LENGTH,
+    language_model: LanguageModel | None = None,
 ):
     """Ids (B, 32) int32 (characters, EOS, PAD) of the best finished hypothesis per sequence
     (``with_scores``: and its score (B,)).
@@ -162,6 +164,8 @@ def beam_search(
     ``active`` (B,) bool: rows that are batch padding (False) never hold up the loop.
     At most 31 characters: the last position only admits EOS, as every training target ends
     (``max_length`` < 32: at most ``max_length - 1``, the benchmark's fixed phrase length).
+    ``language_model``: shallow fusion, its weighted log-probability and bonus added to every
+    candidate (``language_model.LanguageModel``); None or weight 0 and bonus 0: none.
     """
     if not 0.0 <= ctc_weight <= 1.0:
         raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
@@ -178,6 +182,12 @@ def beam_search(
     slots = ops.reshape(ops.arange(TARGET_LENGTH), (1, 1, TARGET_LENGTH))
     offsets = ops.expand_dims(ops.arange(batch) * beam, 1)  # (B, 1)
     first_only = ops.equal(ops.arange(beam), 0)
+    fusing = language_model is not None and (language_model.weight > 0 or language_model.bonus)
+    if fusing:
+        context_rows = ops.convert_to_tensor(language_model.context_rows, "int32")
+        lm_log_probs = ops.convert_to_tensor(language_model.fixed_point_log_probs, "int16")
+        # a bonus per character lets a running hypothesis gain: at most this per step left
+        headroom = max(language_model.bonus, 0.0)
 
     if use_ctc:
         ctc_log_probs = ops.cast(ctc_log_probs, "float32")
@@ -188,12 +198,19 @@ def beam_search(
     if active is not None:  # padding rows count as finished with the highest possible score
         best = ops.where(ops.cast(active, "bool"), best, 0.0)
 
-    def keep_going(position, tokens, ids, attention, score, rn, rb, best, best_ids, selves):
+    def keep_going(
+        position, tokens, ids, attention, score, rn, rb, best, best_ids, selves, context, lm_score
+    ):
         running_best = ops.max(score, axis=1)
+        if fusing and headroom > 0:
+            steps_left = ops.cast(max_length - 1 - position, "float32")
+            running_best = running_best + headroom * ops.maximum(steps_left, 0.0)
         undecided = ops.any(ops.logical_and(running_best > DEAD, best < running_best))
         return ops.logical_and(position < max_length, undecided)
 
-    def step(position, tokens, ids, attention, score, rn, rb, best, best_ids, selves):
+    def step(
+        position, tokens, ids, attention, score, rn, rb, best, best_ids, selves, context, lm_score
+    ):
         candidates = attention_candidates = None
         new_selves = selves
         if use_attention:
@@ -213,6 +230,15 @@ def beam_search(
         if use_ctc:
             ctc = ctc_weight * prefix_scores(rn, rb, tokens, ctc_log_probs, lengths)
             candidates = ctc if candidates is None else candidates + ctc
+        if fusing:
+            lm = ops.take(
+                lm_log_probs, ops.take(context_rows, context, axis=0), axis=0
+            )  # (B, K, C)
+            bonus = ops.where(character_column, language_model.bonus, 0.0)
+            scale = language_model.weight / FIXED_POINT_SCALE
+            # cumulative, like the attention scores (the CTC prefix scores are whole already)
+            lm_candidates = ops.expand_dims(lm_score, -1) + scale * ops.cast(lm, "float32") + bonus
+            candidates = candidates + lm_candidates
         last_position = position >= max_length - 1
         allowed = ops.where(
             last_position, eos_column, ops.logical_or(character_column, eos_column)
@@ -258,7 +284,14 @@ def beam_search(
             (ops.take(key, rows, axis=0), ops.take(value, rows, axis=0))
             for key, value in new_selves
         ]
-        return position + 1, characters, ids, attention, score, rn, rb, best, best_ids, new_selves
+        if fusing:
+            context = language_model.next_context(_rows(context, rows), characters)
+            flat_lm = ops.reshape(lm_candidates, (-1, beam * NUM_CLASSES))
+            lm_score = _pick(ops.expand_dims(flat_lm, 1), index, beam * NUM_CLASSES)
+        return (
+            position + 1, characters, ids, attention, score, rn, rb, best, best_ids, new_selves,
+            context, lm_score,
+        )  # fmt: skip
 
     start = (
         ops.convert_to_tensor(0, dtype="int32"),
@@ -275,6 +308,8 @@ def beam_search(
             ops.full((batch, TARGET_LENGTH), PAD, "int32"),
         ),
         [(cache["self_key"], cache["self_value"]) for cache in caches] if use_attention else [],
+        ops.full((batch, beam), language_model.start_context if fusing else 0, dtype="int32"),
+        ops.zeros((batch, beam), "float32"),
     )
     ended = ops.while_loop(keep_going, step, start)
     return (ended[8], ended[7]) if with_scores else ended[8]
@@ -298,11 +333,19 @@ class SearchDecoder(keras.Model):
     decoder steps are the members' means. Not meant to be saved.
     """
 
-    def __init__(self, model: Any, beam: int, ctc_weight: float, **kwargs):
+    def __init__(
+        self,
+        model: Any,
+        beam: int,
+        ctc_weight: float,
+        language_model: LanguageModel | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.members = members_of(model)
         self.beam = beam
         self.ctc_weight = ctc_weight
+        self.language_model = language_model
 
     def call(self, inputs):
         frames = inputs["frames"]
@@ -328,21 +371,27 @@ class SearchDecoder(keras.Model):
             self.beam,
             self.ctc_weight,
             inputs["active"],
+            language_model=self.language_model,
         )
 
 
 _last_search_decoder: list[SearchDecoder] = []  # one slot, as decoding.greedy_decoder_of
 
 
-def search_decoder_of(model: Any, beam: int, ctc_weight: float) -> SearchDecoder:
+def search_decoder_of(
+    model: Any, beam: int, ctc_weight: float, language_model: LanguageModel | None = None
+) -> SearchDecoder:
     members = members_of(model)
     kept = _last_search_decoder[0] if _last_search_decoder else None
     if (
         kept is None
         or not same_members(kept.members, members)
         or (kept.beam, kept.ctc_weight) != (beam, ctc_weight)
+        or kept.language_model is not language_model
     ):
-        _last_search_decoder[:] = [SearchDecoder(members, beam, ctc_weight, name="beam_search")]
+        _last_search_decoder[:] = [
+            SearchDecoder(members, beam, ctc_weight, language_model, name="beam_search")
+        ]
     return _last_search_decoder[0]
 
 
@@ -353,13 +402,14 @@ def search_decode(
     ctc_weight: float,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
+    language_model: LanguageModel | None = None,
 ) -> np.ndarray:
     """``beam_search`` ids (N, 32) int32 of preprocessed ``frames`` by ``model`` or a list of
-    models, in batches padded like ``decoding.greedy_decode``'s."""
+    models, in batches padded like ``decoding.greedy_decode``'s (``language_model``: fused)."""
     frames = _check_frames(frames)
     count = len(frames)
     batch_size = max(1, min(batch_size, 4096 // beam))  # (B, K, S, 62) candidate scores
-    decoder = search_decoder_of(model, beam, ctc_weight)
+    decoder = search_decoder_of(model, beam, ctc_weight, language_model)
     result = np.full((count, TARGET_LENGTH), PAD, dtype=np.int32)
     starts = range(0, count, batch_size)
     for start in tqdm(starts, desc="beam search", unit="batch", disable=not progress):

@@ -365,6 +365,18 @@ def search_ctc_weight(decoder: str, ctc_weight: float) -> float:
     return {"ctc_beam": 1.0, "attention": 0.0}.get(decoder, ctc_weight)
 
 
+def check_fusion(decoder: str, beam: int, language_model: Any) -> None:
+    """A language model needs a search decoder: the greedy ones have no place for its scores."""
+    searching = decoder in ("ctc_beam", "joint") or beam > 1
+    fusing = language_model is not None and (language_model.weight or language_model.bonus)
+    if fusing and not searching:
+        raise ValueError(
+            f"a language model (lm_weight {language_model.weight}, lm_bonus "
+            f"{language_model.bonus}) needs a search decoder (ctc_beam or joint), not "
+            f"greedy {decoder}"
+        )
+
+
 def decode(
     model: Any,
     frames,
@@ -374,13 +386,16 @@ def decode(
     cached: bool = True,
     beam: int | None = None,
     ctc_weight: float = DEFAULT_CTC_WEIGHT_DECODING,
+    language_model: Any = None,
 ) -> np.ndarray:
     """Ids (N, 32) of ``frames`` by ``model`` or a list of models (an ensemble) with
     ``decoder``: greedy ``attention`` or ``ctc``, ``ctc_beam`` or ``joint`` (``beam_search``
     with ``beam`` hypotheses and CTC weight ``ctc_weight``; ``attention`` with ``beam`` > 1
-    too). ``cached``: see ``greedy_decode``; CTC has no decoding loop to cache."""
+    too). ``cached``: see ``greedy_decode``; CTC has no decoding loop to cache.
+    ``language_model``: a ``language_model.LanguageModel`` the search fuses (searches only)."""
     decoder = resolve_decoder(model, decoder)
     beam = beam_width(decoder, beam)
+    check_fusion(decoder, beam, language_model)
     if decoder == "ctc":
         return ctc_greedy_decode(model, frames, batch_size, progress)
     if decoder == "attention" and beam == 1:
@@ -388,4 +403,4 @@ def decode(
     from aslfr_lib.beam_search import search_decode
 
     weight = search_ctc_weight(decoder, ctc_weight)
-    return search_decode(model, frames, beam, weight, batch_size, progress)
+    return search_decode(model, frames, beam, weight, batch_size, progress, language_model)

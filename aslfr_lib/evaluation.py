@@ -26,6 +26,7 @@ import pandas as pd
 from aslfr_lib import atomic
 from aslfr_lib.backend import BackendError
 from aslfr_lib.config import add_arguments, from_args, param
+from aslfr_lib.language_model import LM_BONUS_HELP, LM_WEIGHT_HELP
 from aslfr_lib.scoring import competition_score, levenshtein_distances
 
 WORST_SHOWN = 10
@@ -101,18 +102,21 @@ def evaluate(
     hand_frames: Sequence[int] | None = None,
     beam: int | None = None,
     ctc_weight: float = 0.3,
+    language_model: Any = None,
 ) -> EvaluationResult:
     """Batched greedy decoding of ``X`` with ``model`` (``decoder``: attention, ctc or auto =
     CTC when the model has a CTC head), scored against target ids ``y``. With a ``fallback``
     (``aslfr_lib.fallback.Fallback``), inputs with fewer than its ``min_hand_frames`` of
-    ``hand_frames`` get its phrase, as the exported model does."""
+    ``hand_frames`` get its phrase, as the exported model does. ``language_model``: fused by
+    the search decoders (``aslfr_lib.language_model``)."""
     from aslfr_lib.decoding import decode, ids_to_phrases
 
     if len(X) != len(y):
         raise ValueError(f"{len(X)} frame sequences but {len(y)} targets")
     ids = decode(  # model: one, or a list (ensemble); beam, ctc_weight: decoding.decode's
-        model, np.asarray(X), decoder, batch_size, progress, beam=beam, ctc_weight=ctc_weight
-    )
+        model, np.asarray(X), decoder, batch_size, progress, beam=beam, ctc_weight=ctc_weight,
+        language_model=language_model,
+    )  # fmt: skip
     predictions = ids_to_phrases(ids)
     if fallback is not None:
         if hand_frames is None:
@@ -158,6 +162,8 @@ class EvaluateConfig:
     decoder: str = param("auto", "auto (CTC head if any), attention, ctc, ctc_beam or joint")
     beam: int | None = param(None, "beam width of ctc_beam and joint (default 5)")
     ctc_weight_decoding: float = param(0.3, "joint: weight of the CTC prefix score")
+    lm_weight: float = param(0.0, LM_WEIGHT_HELP)
+    lm_bonus: float = param(0.0, LM_BONUS_HELP)
 
 
 def model_path(model: str | Path) -> Path:
@@ -185,7 +191,7 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
     paths = [model_path(m) for m in model_list(config.model)]
     path = paths[0]  # an ensemble's fallback and default output folder: its first member's
     import_keras(config.backend)
-    from aslfr_lib import fallback
+    from aslfr_lib import fallback, language_model
     from aslfr_lib.checkpoints import load_checkpoint
     from aslfr_lib.data import load_training_data
     from aslfr_lib.model import model_frames
@@ -194,6 +200,7 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
     check_members(models, [str(p) for p in paths])
     model = models[0] if len(models) == 1 else models
     run_fallback = fallback.load(path.parent)
+    fused = language_model.for_decoding(path.parent, config.lm_weight, config.lm_bonus)
     data = load_training_data(config.processed, frames=model_frames(models[0]))  # resized to fit
     X, y = data.split(config.split)
     if len(X) == 0:
@@ -213,6 +220,7 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
         data.ragged(config.split).lengths,
         config.beam,
         config.ctc_weight_decoding,
+        fused,
     )
     if config.split == "val":  # every held-out sequence counts; the trainable ones, labelled
         result.table["trainable"] = data.val_trainable
@@ -229,6 +237,7 @@ def run(config: EvaluateConfig, progress: bool = True) -> tuple[EvaluationResult
     if len(paths) > 1:
         summary["members"] = [str(p) for p in paths]
     summary["fallback"] = None if run_fallback is None else run_fallback.to_dict()
+    summary["lm_weight"], summary["lm_bonus"] = config.lm_weight, config.lm_bonus
     atomic.write_json(files["metrics"], summary)
     atomic.write_text(files["predictions"], result.table.to_csv(index=False))
     title = f"{config.split} Levenshtein distance distribution"

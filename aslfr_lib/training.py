@@ -14,6 +14,8 @@ One run folder holds everything a run needs to continue after a kill (``--resume
     history.json   the same as lists, plus the run state (epochs done, best epoch and score,
                    the CTC blank plateau and the epoch alignment began: ``aslfr_lib.alignment``)
     fallback.json  the phrase for inputs with too few hand frames (``aslfr_lib.fallback``)
+    language_model.npz  a character n-gram model of the training phrases, for the beam search
+                   (``aslfr_lib.language_model``)
     config.json    the TrainConfig of the run
     lr_schedule.png, loss.png, top1.png, top5.png, score.png, ctc_loss.png, attention_loss.png
 
@@ -722,6 +724,16 @@ def choose_fallback(data: Any) -> Any:
     return fallback.Fallback(phrase=phrase, min_hand_frames=1, train_score=round(score, 4))
 
 
+def save_language_model(data: Any, out: Path) -> None:
+    """``language_model.npz``: the training phrases' character n-gram model, which the beam
+    search can fuse (``aslfr export/evaluate --lm-weight``); written before training, so a
+    stopped run has it too."""
+    from aslfr_lib import language_model
+
+    path = language_model.save(language_model.fit(data.y_train), out)
+    print(f"aslfr train: character language model of the training phrases ({path})", flush=True)
+
+
 def save_fallback(chosen: Any, data: Any, predictions: list[str] | None, out: Path) -> None:
     """``fallback.json``: the phrase, and the hand-frame count below which it beats the best
     model on the validation sequences (1 when there are none)."""
@@ -819,6 +831,7 @@ def train(config: TrainConfig) -> TrainResult:
             val_batches = val_batches and TargetsPerOutput(val_batches, names)
             report_unalignable(data)
         fallback = choose_fallback(data)
+        save_language_model(data, out)
         epoch_end = EpochEnd(
             model, config, data, history, state, fallback, watch, augmented_batches
         )

@@ -11,6 +11,7 @@ import pytest
 from helpers import TINY_ARCHITECTURE, write_unreadable
 from keras import ops
 
+from aslfr_lib import language_model
 from aslfr_lib.alignment import ALIGNED_FRACTION, AlignmentWatch, plateau_loss
 from aslfr_lib.losses import ctc_loss_per_sequence
 from aslfr_lib.vocab import CHAR_TO_ID, NUM_CLASSES, PAD, encode
@@ -93,6 +94,7 @@ def test_aslfr_train_says_when_ctc_stays_on_the_plateau(tmp_path):
     assert state["runtime"]["device_kind"] == "cpu" and state["runtime"]["backend"] == "tensorflow"
     fallback = json.loads((out / "fallback.json").read_text())
     assert set(fallback["phrase"]) <= set(CHAR_TO_ID) and fallback["min_hand_frames"] >= 1
+    assert language_model.load(out).order == language_model.DEFAULT_ORDER  # for the search
 
 
 def test_blank_bias_starts_the_ctc_head_on_blanks(tmp_path):

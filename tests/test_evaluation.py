@@ -7,6 +7,7 @@ import pytest
 from helpers import tiny_config
 from rapidfuzz.distance import Levenshtein
 
+from aslfr_lib import language_model
 from aslfr_lib.evaluation import baseline_scores, evaluate, evaluate_phrases, main
 from aslfr_lib.model import build_model
 from aslfr_lib.scoring import competition_score, levenshtein_distances
@@ -115,3 +116,13 @@ def test_evaluate_command_writes_metrics_table_and_plot(tmp_path, capsys):
     assert "split is empty" in capsys.readouterr().err
     assert main(["--model", str(tmp_path / "missing"), "--processed", str(no_val)]) == 1
     assert "no such model file" in capsys.readouterr().err
+
+    # The run's character language model, fused by a search decoder (an attention beam here).
+    fused = ["--model", str(run), "--processed", str(processed), "--decoder", "attention"]
+    fused += ["--beam", "2", "--lm-weight", "0.5", "--lm-bonus", "1", "--quiet"]
+    assert main(fused) == 1
+    assert "run/language_model.npz: no language model" in capsys.readouterr().err
+    language_model.save(language_model.fit_processed(processed), run)
+    assert main(fused) == 0
+    metrics = json.loads((run / "evaluation_val.json").read_text())
+    assert (metrics["lm_weight"], metrics["lm_bonus"], metrics["sequences"]) == (0.5, 1.0, 3)

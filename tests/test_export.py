@@ -20,7 +20,7 @@ import keras  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from helpers import tiny_config  # noqa: E402
 
-from aslfr_lib import ensemble, export, landmarks, pipeline, vocab  # noqa: E402
+from aslfr_lib import ensemble, export, landmarks, language_model, pipeline, vocab  # noqa: E402
 from aslfr_lib.decoding import decode, greedy_decode, ids_to_phrases  # noqa: E402
 from aslfr_lib.export import inference, reference, stage, tflite  # noqa: E402
 from aslfr_lib.export.preprocessing import preprocess_tf  # noqa: E402
@@ -491,9 +491,9 @@ def joint_models(processed_data):
     ]
 
 
-def keras_phrases(models, raws, decoder, beam=None) -> list[str]:
+def keras_phrases(models, raws, decoder, beam=None, lm=None) -> list[str]:
     frames = np.stack([preprocess_sequence(raw, frames=FRAMES) for raw in raws])
-    return ids_to_phrases(decode(models, frames, decoder, beam=beam))
+    return ids_to_phrases(decode(models, frames, decoder, beam=beam, language_model=lm))
 
 
 SEARCH_CASES = {
@@ -569,6 +569,55 @@ def test_too_large_ensembles_say_which_members_to_drop(joint_models, tmp_path):
     assert advice == "drop 1 member(s) to fit: s44 (~10.0 MB)"
     advice = ensemble.drop_advice(30_000_000, 12_000_000, [1, 1, 1], ["s42", "s43", "s44"])
     assert advice.startswith("drop 2 member(s) to fit: s43 (~10.0 MB), s44")
+
+
+@pytest.mark.parametrize("decoder", ["ctc_beam", pytest.param("joint", marks=pytest.mark.slow)])
+def test_language_model_exports_give_the_keras_phrases(
+    decoder, joint_models, raw_sequences, processed_data
+):
+    """The fused search in TFLite: Keras's phrases, which the language model changed, and its
+    table still int16 after int8 weight quantization (which would otherwise take it too)."""
+    fused = language_model.fit(processed_data.y_train).fused(0.5, 1.0)
+    module = inference.InferenceModule(
+        joint_models[:1], decoder=decoder, beam=3, language_model=fused
+    )
+    raws = [*sample_raw(raw_sequences, 24), *edge_inputs().values()]
+    flatbuffer = tflite.convert(module)
+    tflite_phrases = [harness_phrase(run_flatbuffer(flatbuffer, raw)) for raw in raws]
+    assert tflite_phrases == keras_phrases(joint_models[:1], raws, decoder, 3, fused)
+    assert tflite_phrases != keras_phrases(joint_models[:1], raws, decoder, 3)
+    quantized = Interpreter(model_content=tflite.convert(module, "dynamic_range"))
+    tables = [
+        t for t in quantized.get_tensor_details() if tuple(t["shape"]) == fused.log_probs.shape
+    ]
+    assert [t["dtype"] for t in tables] == [np.int16]
+
+
+@pytest.mark.slow
+def test_export_command_fuses_the_run_folders_language_model(
+    joint_models, dataset, tmp_path, capsys
+):
+    data, processed = dataset
+    folder = tmp_path / "run"
+    folder.mkdir()
+    joint_models[0].save(folder / "best.keras")
+    common = [
+        *["--model", str(folder), "--processed", str(processed), "--data", str(data)],
+        *["--decoder", "ctc_beam", "--lm-weight", "0.5", "--lm-bonus", "1.0", "--limit", "20"],
+        *["--quiet", "--no-dynamic-range"],
+    ]
+    assert export.main([*common, "--out", str(tmp_path / "none")]) == 1
+    assert "run/language_model.npz: no language model" in capsys.readouterr().err
+    language_model.save(language_model.fit_processed(processed), folder)
+    assert export.main([*common, "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "out" / pipeline.STAGE_METRICS).read_text())
+    assert (metrics["export"]["lm_weight"], metrics["export"]["lm_bonus"]) == (0.5, 1.0)
+    assert metrics["export"]["lm_order"] == language_model.DEFAULT_ORDER
+    assert metrics["keras_tflite_match"] == 1.0
+    capsys.readouterr()
+    greedy = [*common[:6], "--decoder", "ctc", "--lm-weight", "0.5", "--out", str(tmp_path / "g")]
+    assert export.main([*greedy, "--quiet"]) == 1
+    assert "needs a search decoder (ctc_beam or joint), not greedy ctc" in capsys.readouterr().err
 
 
 def test_export_command_takes_repeated_models_and_search_options(tmp_path, capsys):

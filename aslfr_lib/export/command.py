@@ -12,6 +12,7 @@ import sys
 
 from aslfr_lib import ensemble  # TF-free
 from aslfr_lib.config import param, stage_config, stage_parser
+from aslfr_lib.language_model import LM_BONUS_HELP, LM_WEIGHT_HELP, check_fusion_settings
 from aslfr_lib.submission import DEFAULT_TEST_SEQUENCES  # TF-free
 
 CHECKPOINTS = ("best", "last")
@@ -50,6 +51,8 @@ class ExportConfig:
     ctc_weight_decoding: float = param(
         0.3, "joint: weight of the CTC prefix score (the attention decoder's: 1 - it)"
     )
+    lm_weight: float = param(0.0, LM_WEIGHT_HELP)
+    lm_bonus: float = param(0.0, LM_BONUS_HELP)
     fp16: bool = param(False, "float16 weights: half the file (wins over dynamic_range)")
     dynamic_range: bool = param(
         True,
@@ -84,6 +87,7 @@ class ExportConfig:
         if self.checkpoint not in CHECKPOINTS:
             raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
         quantization_of(self.fp16, self.dynamic_range)
+        check_fusion_settings(self.lm_weight, self.lm_bonus)
         if self.max_size_mb <= 0:
             raise ValueError(f"max_size_mb must be > 0, got {self.max_size_mb}")
 

@@ -42,6 +42,7 @@ def compare_predictions(
     fallback: Any = None,
     beam: int | None = None,
     ctc_weight: float = DEFAULT_CTC_WEIGHT_DECODING,
+    language_model: Any = None,
 ) -> pd.DataFrame:
     """One row per sequence: the true phrase, Keras's and the .tflite's greedy phrases, match.
 
@@ -50,7 +51,8 @@ def compare_predictions(
     decoder instead of ``decoding.decode_step`` (which the export shares), for an independent
     check. ``decoder`` is the head the submission decodes with (``ExportResult.decoder``);
     ``fallback`` the run's ``aslfr_lib.fallback.Fallback`` that the export baked in;
-    ``beam``/``ctc_weight`` the search's (``ExportResult.beam``, ``.ctc_weight_decoding``).
+    ``beam``/``ctc_weight``/``language_model`` the search's (``ExportResult.beam``,
+    ``.ctc_weight_decoding``, ``.language_model``).
     ``model`` may be a list of models (an ensemble export).
     """
     runner = HarnessRunner(submission, num_threads=1)
@@ -77,6 +79,7 @@ def compare_predictions(
         cached=cached,
         beam=beam,
         ctc_weight=ctc_weight,
+        language_model=language_model,
     )
     keras_phrases = ids_to_phrases(ids)
     if fallback is not None:

@@ -49,6 +49,7 @@ from aslfr_lib.beam_search import beam_search
 from aslfr_lib.decoding import (
     DEFAULT_CTC_WEIGHT_DECODING,
     beam_width,
+    check_fusion,
     combine_logits,
     decode_step,
     init_decoder_cache,
@@ -177,8 +178,8 @@ class InferenceModule(tf.Module):
     ``aslfr_lib.ensemble.check_members``). ``outputs="logits"`` returns each computed step's
     logits instead (zeros after the last step), for checking the cached steps against the full
     decoder (greedy attention only). ``max_steps`` < 32 stops decoding early whatever the model
-    predicts (the benchmark's fixed phrase length). ``beam``/``ctc_weight``: see
-    ``decoding.decode``.
+    predicts (the benchmark's fixed phrase length). ``beam``/``ctc_weight``/``language_model``:
+    see ``decoding.decode``.
     """
 
     def __init__(
@@ -192,6 +193,7 @@ class InferenceModule(tf.Module):
         fallback: Any = None,
         beam: int | None = None,
         ctc_weight: float = DEFAULT_CTC_WEIGHT_DECODING,
+        language_model: Any = None,
     ):
         super().__init__(name="aslfr_inference")
         # aslfr_lib.fallback.Fallback: its phrase for inputs with too few hand frames.
@@ -201,6 +203,9 @@ class InferenceModule(tf.Module):
         self.beam = beam_width(decoder, beam)
         self.searching = decoder in ("ctc_beam", "joint") or self.beam > 1
         self.ctc_weight = search_ctc_weight(decoder, ctc_weight)
+        check_fusion(decoder, self.beam, language_model)
+        # aslfr_lib.language_model.LanguageModel: its tables become constants of the search
+        self.language_model = language_model if self.searching else None
         if (decoder == "ctc" or self.searching) and outputs != "one_hot":
             raise ValueError(f"a {decoder} export returns one-hot rows only")
         self.decoder = decoder
@@ -287,6 +292,7 @@ class InferenceModule(tf.Module):
             self.beam,
             self.ctc_weight,
             max_length=self.max_steps,
+            language_model=self.language_model,
         )
         return tf.one_hot(tf.reshape(ids, [TARGET_LENGTH]), NUM_CLASSES, dtype=tf.float32)
 

@@ -57,6 +57,7 @@ class ExportResult:
     beam: int = 1  # hypotheses of the search decoders (1: greedy)
     ctc_weight_decoding: float = 0.0  # the CTC prefix score's weight in the search
     members: tuple[str, ...] = ()  # an ensemble's checkpoints ("<in memory>" each), in order
+    language_model: Any = None  # aslfr_lib.language_model.LanguageModel fused by the search
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,9 @@ class ExportResult:
             "decoder": self.decoder,
             "beam": self.beam,
             "ctc_weight_decoding": self.ctc_weight_decoding,
+            "lm_weight": self.language_model.weight if self.language_model else 0.0,
+            "lm_bonus": self.language_model.bonus if self.language_model else 0.0,
+            "lm_order": self.language_model.order if self.language_model else None,
             "members": list(self.members) or [self.checkpoint],
             "mirror": self.mirror,
             "skip_empty_frames": self.skip_empty_frames,
@@ -176,13 +180,15 @@ def export_model(
     beam: int | None = None,
     ctc_weight_decoding: float = DEFAULT_CTC_WEIGHT_DECODING,
     members: Sequence[str] | None = None,
+    language_model: Any = None,
 ) -> ExportResult:
     """Convert a Keras model, or a list of them (an ensemble in one graph), into the submission
     files in ``out``; nothing is written when the conversion fails or the file is too large.
     ``decoder``: attention (KV-cached greedy loop), ctc (greedy CTC on the encoder, no loop),
     ctc_beam or joint (``beam_search`` with ``beam`` hypotheses; ``ctc_weight_decoding``) or
     auto (CTC when the models have a CTC head). ``members``: the checkpoints' names, for
-    messages (an ensemble too large says which to drop)."""
+    messages (an ensemble too large says which to drop). ``language_model``: a fused
+    ``aslfr_lib.language_model.LanguageModel`` for the search decoders, its tables baked in."""
     from aslfr_lib.decoding import members_of, resolve_decoder
 
     require_tensorflow_backend()
@@ -200,6 +206,7 @@ def export_model(
         fallback=fallback,
         beam=beam,
         ctc_weight=ctc_weight_decoding,
+        language_model=language_model,
     )
     model_bytes = tflite.convert(module, quantization)
     try:
@@ -233,13 +240,18 @@ def export_model(
         beam=module.beam,
         ctc_weight_decoding=module.ctc_weight,
         members=tuple(names) if len(models) > 1 else (),
+        language_model=module.language_model,
     )
 
 
-def export_submission(config: ExportConfig, model: Any = None) -> ExportResult:
+def export_submission(
+    config: ExportConfig, model: Any = None, language_model: Any = None
+) -> ExportResult:
     """The export of ``config`` (``model``: a Keras model, or a list, to use instead of
-    ``config.model``). An ensemble's fallback phrase is its first member's."""
+    ``config.model``, with its fused ``language_model`` if any). An ensemble's fallback
+    phrase and language model are its first member's."""
     from aslfr_lib import fallback
+    from aslfr_lib import language_model as lm
 
     checkpoint, run_fallback, names = "<in memory>", None, None
     if model is None:
@@ -248,6 +260,7 @@ def export_submission(config: ExportConfig, model: Any = None) -> ExportResult:
         names = [str(path) for _, path in loaded]
         checkpoint = names[0]
         run_fallback = fallback.load(loaded[0][1].parent)  # written by aslfr train
+        language_model = lm.for_decoding(loaded[0][1].parent, config.lm_weight, config.lm_bonus)
     return export_model(
         model,
         config.out,
@@ -261,6 +274,7 @@ def export_submission(config: ExportConfig, model: Any = None) -> ExportResult:
         beam=config.beam,
         ctc_weight_decoding=config.ctc_weight_decoding,
         members=names,
+        language_model=language_model,
     )
 
 
@@ -306,6 +320,7 @@ def keras_vs_tflite(config: ExportConfig, result: ExportResult, progress: bool =
         fallback=result.fallback,
         beam=result.beam,
         ctc_weight=result.ctc_weight_decoding,
+        language_model=result.language_model,
         **check_selection(config),
     )
 
