@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import run_on_other_backend
 from keras import ops
 from test_beam_search import A, B, concentrated_log_probs, labelling_probabilities
 
@@ -180,3 +181,8 @@ def test_the_language_model_settles_what_the_frames_leave_open():
     plain = fused_search(concentrated_log_probs(6, 5, 3), [6, 5, 6], 4)
     off = fused_search(concentrated_log_probs(6, 5, 3), [6, 5, 6], 4, likes_a.fused(0.0, 0.0))
     assert plain == off
+
+
+def test_the_fused_search_runs_on_the_other_backend():
+    """The search is ``keras.ops``: a GPU machine's JAX finds the same phrases."""
+    run_on_other_backend(__file__)
