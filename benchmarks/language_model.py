@@ -109,9 +109,10 @@ def table(rows: list[dict]) -> str:
         base = next(
             r["score"] for r in rows if r["run"] == row["run"] and r["decoder"] == "ctc_beam"
         )
+        ratio = f"{row['score'] / base:.3f}" if base else "-"  # a run that reads nothing
         lines.append(
-            f"| {row['run']} | {row['decoder']} | {row['score']:.4f} | "
-            f"{row['score'] / base:.3f} | {row['lm_bits_per_character']:.2f} |"
+            f"| {row['run']} | {row['decoder']} | {row['score']:.4f} | {ratio} | "
+            f"{row['lm_bits_per_character']:.2f} |"
         )
     return "\n".join(lines)
 
