@@ -19,6 +19,12 @@ running ones. Distinct parents always give distinct children, so no prefixes nee
 every tensor has a fixed shape: the TFLite export runs this same code in a ``tf.while_loop`` of
 builtin ops.
 
+Shallow fusion (``language_model``, ``aslfr_lib.language_model``): every candidate also scores
+``weight * log P_lm(c | the hypothesis's last characters) + bonus`` (no bonus for EOS); each
+hypothesis carries its n-gram context as one integer and its summed language-model score. A
+positive bonus lets a running score grow, so the stop rule then adds the most the bonus can
+still add (``bonus`` per step left) before comparing: the search still stops exactly.
+
 CTC state per hypothesis: the forward variables ``rn`` (paths ending in the prefix's last
 character) and ``rb`` (ending in blank) at times -1 .. T-1, index ``t + 1`` (B, K, T + 1). The
 candidate scores of all characters are one reduction over time (no loop); the forward variables
