@@ -188,7 +188,7 @@ def beam_search(
     slots = ops.reshape(ops.arange(TARGET_LENGTH), (1, 1, TARGET_LENGTH))
     offsets = ops.expand_dims(ops.arange(batch) * beam, 1)  # (B, 1)
     first_only = ops.equal(ops.arange(beam), 0)
-    fusing = language_model is not None and (language_model.weight > 0 or language_model.bonus)
+    fusing = language_model is not None and language_model.fusing
     if fusing:
         context_rows = ops.convert_to_tensor(language_model.context_rows, "int32")
         lm_log_probs = ops.convert_to_tensor(language_model.fixed_point_log_probs, "int16")

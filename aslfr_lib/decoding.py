@@ -365,11 +365,14 @@ def search_ctc_weight(decoder: str, ctc_weight: float) -> float:
     return {"ctc_beam": 1.0, "attention": 0.0}.get(decoder, ctc_weight)
 
 
+def is_search(decoder: str, beam: int) -> bool:
+    """Whether ``decoder`` with ``beam`` (``beam_width``'s) runs ``beam_search``."""
+    return decoder in ("ctc_beam", "joint") or beam > 1
+
+
 def check_fusion(decoder: str, beam: int, language_model: Any) -> None:
     """A language model needs a search decoder: the greedy ones have no place for its scores."""
-    searching = decoder in ("ctc_beam", "joint") or beam > 1
-    fusing = language_model is not None and (language_model.weight or language_model.bonus)
-    if fusing and not searching:
+    if language_model is not None and language_model.fusing and not is_search(decoder, beam):
         raise ValueError(
             f"a language model (lm_weight {language_model.weight}, lm_bonus "
             f"{language_model.bonus}) needs a search decoder (ctc_beam or joint), not "

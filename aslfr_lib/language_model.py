@@ -42,6 +42,11 @@ FIXED_POINT_FLOOR = -100.0  # NEG (PAD, SOS: masked by the search anyway) clippe
 NEG = -1e9  # the search's log of an impossible event (PAD and SOS are never predicted)
 
 
+def check_fusion_settings(weight: float, bonus: float) -> None:
+    if not (weight >= 0 and np.isfinite(weight)) or not np.isfinite(bonus):
+        raise ValueError(f"lm_weight must be >= 0 and lm_bonus finite, got {weight}, {bonus}")
+
+
 @dataclasses.dataclass(frozen=True)
 class LanguageModel:
     """The tables of a fitted model and how the search weighs them.
@@ -60,14 +65,16 @@ class LanguageModel:
     def __post_init__(self) -> None:
         if not 1 <= self.order <= MAX_ORDER:
             raise ValueError(f"order must be in 1..{MAX_ORDER}, got {self.order}")
-        if self.context_rows.shape != (NUM_CLASSES ** (self.order - 1),):
+        if self.context_rows.shape != (self.contexts,):
             raise ValueError(f"context_rows has shape {self.context_rows.shape}")
         if self.log_probs.ndim != 2 or self.log_probs.shape[1] != NUM_CLASSES:
             raise ValueError(f"log_probs has shape {self.log_probs.shape}")
-        if not self.weight >= 0 or not np.isfinite(self.bonus):
-            raise ValueError(
-                f"weight must be >= 0 and bonus finite, got {self.weight}, {self.bonus}"
-            )
+        check_fusion_settings(self.weight, self.bonus)
+
+    @property
+    def fusing(self) -> bool:
+        """Whether the search's scores change at all (weight 0 and bonus 0: they do not)."""
+        return self.weight != 0 or self.bonus != 0
 
     @property
     def contexts(self) -> int:
@@ -191,16 +198,11 @@ def load(folder: str | Path) -> LanguageModel:
         raise ValueError(f"{path}: not a language model file ({error})") from None
 
 
-def check_fusion_settings(weight: float, bonus: float) -> None:
-    if not (weight >= 0 and np.isfinite(weight)) or not np.isfinite(bonus):
-        raise ValueError(f"lm_weight must be >= 0 and lm_bonus finite, got {weight}, {bonus}")
-
-
 def for_decoding(folder: str | Path, weight: float, bonus: float) -> LanguageModel | None:
     """The run folder's model fused with ``weight`` and ``bonus``; None when both are 0 (the
     file is then not needed)."""
     check_fusion_settings(weight, bonus)
-    if weight == 0 and bonus == 0:
+    if weight == 0 and bonus == 0:  # LanguageModel.fusing's rule, before any file is read
         return None
     return load(folder).fused(weight, bonus)
 

@@ -53,6 +53,7 @@ from aslfr_lib.decoding import (
     combine_logits,
     decode_step,
     init_decoder_cache,
+    is_search,
     mean_log_probs,
     members_of,
     resolve_decoder,
@@ -201,7 +202,7 @@ class InferenceModule(tf.Module):
         self.members = members_of(model)
         decoder = resolve_decoder(self.members, decoder)  # one every member has
         self.beam = beam_width(decoder, beam)
-        self.searching = decoder in ("ctc_beam", "joint") or self.beam > 1
+        self.searching = is_search(decoder, self.beam)
         self.ctc_weight = search_ctc_weight(decoder, ctc_weight)
         check_fusion(decoder, self.beam, language_model)
         # aslfr_lib.language_model.LanguageModel: its tables become constants of the search
